@@ -1,0 +1,190 @@
+"""Conversation + response + continuation -> token ids with the exact span to score.
+
+Every continuation (a follow-up as the user's next turn, or the response itself for the direct baseline) is
+rendered in full with the tokenizer's chat template, so that the model sees exactly what it would see in a real
+conversation. The tokens shared by all renderings of one example become the prefix that the kernel computes once;
+the rest, cut after the scored span, become the continuations. Templates that rewrite earlier turns once a new turn
+follows therefore stay correct: the shared prefix is just shorter.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from flr.errors import FLRError
+
+logger = logging.getLogger(__name__)
+
+Message = dict[str, str]
+
+# For base models without a chat template: "User: ...\n\nAssistant: ...\n\n".
+PLAIN_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ message['role'] | capitalize }}: {{ message['content'] }}\n\n"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}Assistant:{% endif %}"
+)
+ROLES = ("system", "user", "assistant")
+
+
+@dataclass
+class ScoringItem:
+    """One example for the kernel: a shared prefix and continuations, each with a scored span [start, end)."""
+
+    prefix: list[int]
+    continuations: list[list[int]]
+    spans: list[tuple[int, int]]
+    truncated: bool = False
+
+    @property
+    def num_tokens(self) -> int:
+        return len(self.prefix) + sum(len(c) for c in self.continuations)
+
+    @property
+    def max_length(self) -> int:
+        return len(self.prefix) + max(len(c) for c in self.continuations)
+
+
+def normalize_conversation(prompt: str | Sequence[Message]) -> list[Message]:
+    """A prompt string becomes one user message; message lists are checked and copied."""
+    if isinstance(prompt, str):
+        return [{"role": "user", "content": prompt}]
+    messages = []
+    for i, message in enumerate(prompt):
+        if not isinstance(message, dict) or not isinstance(message.get("content"), str):
+            raise FLRError(f"message {i} must be a mapping with a string 'content'")
+        if message.get("role") not in ROLES:
+            raise FLRError(f"message {i} has role {message.get('role')!r}; expected one of {ROLES}")
+        messages.append({"role": message["role"], "content": message["content"]})
+    if not messages:
+        raise FLRError("the conversation is empty")
+    return messages
+
+
+class ChatRenderer:
+    """Renders conversations with a tokenizer's chat template (or a plain fallback) into :class:`ScoringItem`."""
+
+    def __init__(self, tokenizer, *, include_eot: bool = False, max_length: int | None = None):
+        if not getattr(tokenizer, "is_fast", False):
+            raise FLRError("flr needs a fast (Rust) tokenizer for exact token spans")
+        self.tokenizer = tokenizer
+        self.include_eot = include_eot
+        self.max_length = max_length
+        self.chat_template = tokenizer.chat_template or PLAIN_CHAT_TEMPLATE
+        if not tokenizer.chat_template:
+            logger.info("the tokenizer has no chat template: using the plain 'User:/Assistant:' template")
+        self.prefix_preserving = self._check_prefix_preserving()
+
+    def render(self, messages: Sequence[Message], add_generation_prompt: bool = False) -> str:
+        return self.tokenizer.apply_chat_template(
+            list(messages),
+            chat_template=self.chat_template,
+            tokenize=False,
+            add_generation_prompt=add_generation_prompt,
+        )
+
+    def _check_prefix_preserving(self) -> bool:
+        """Does adding a user turn leave the rendering of the earlier turns unchanged? (TRL checks the same.)"""
+        conv = [{"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "It is 4."}]
+        before = self.render(conv)
+        after = self.render(conv + [{"role": "user", "content": "Thanks."}])
+        if not after.startswith(before):
+            logger.warning(
+                "this chat template rewrites earlier turns when a new turn follows: the shared prefix "
+                "is shorter and scoring slower, but results stay exact"
+            )
+            return False
+        return True
+
+    # -- items -----------------------------------------------------------------------------------------
+
+    def followup_item(self, conversation, response: str, followups: Sequence[str]) -> ScoringItem:
+        """Score each follow-up as the user's next turn after ``response``."""
+        conv = normalize_conversation(conversation)
+        return self._fit(conv, response, lambda c, r: self._followup_item(c, r, followups))
+
+    def response_item(self, conversation, response: str) -> ScoringItem:
+        """Score the response itself given the conversation (the direct baseline)."""
+        conv = normalize_conversation(conversation)
+        return self._fit(conv, response, self._response_item)
+
+    def _followup_item(self, conv, response, followups) -> ScoringItem:
+        base = conv + [{"role": "assistant", "content": response}]
+        texts = [self.render(base + [{"role": "user", "content": f}]) for f in followups]
+        return self._item(texts, list(followups))
+
+    def _response_item(self, conv, response) -> ScoringItem:
+        text = self.render(conv + [{"role": "assistant", "content": response}])
+        return self._item([text], [response])
+
+    def _item(self, texts: list[str], targets: list[str]) -> ScoringItem:
+        enc = self.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+        rows = []
+        for text, target, ids, offsets in zip(texts, targets, enc["input_ids"], enc["offset_mapping"]):
+            start = text.rfind(target)
+            if start < 0 or not target:
+                raise FLRError(f"the chat template changed the text {target[:40]!r}; cannot locate it to score")
+            end = start + len(target)
+            scored = [i for i, (a, b) in enumerate(offsets) if a < end and b > start and b > a]
+            if not scored:
+                raise FLRError(f"no tokens to score for {target[:40]!r}")
+            first, last = scored[0], scored[-1] + 1
+            if self.include_eot and last < len(ids):
+                last += 1
+            rows.append((ids, first, last))
+        shared = min(first for _, first, _ in rows)
+        reference = rows[0][0]
+        for ids, _, _ in rows[1:]:
+            shared = min(shared, _common_prefix_length(reference, ids, shared))
+        prefix = reference[:shared]
+        continuations = [ids[shared:last] for ids, _, last in rows]
+        spans = [(first - shared, last - shared) for _, first, last in rows]
+        return ScoringItem(prefix=prefix, continuations=continuations, spans=spans)
+
+    # -- truncation ------------------------------------------------------------------------------------
+
+    def _fit(self, conv: list[Message], response: str, build) -> ScoringItem:
+        """Cap the length: drop the oldest turns, then cut the prompt's start, then the response's start.
+
+        The scored text (follow-up, or the response for the direct baseline's target) is never cut.
+        """
+        item = build(conv, response)
+        if self.max_length is None or item.max_length <= self.max_length:
+            return item
+        conv = list(conv)
+        system = [m for m in conv[:1] if m["role"] == "system"]
+        turns = conv[len(system) :]
+        while len(turns) > 1 and item.max_length > self.max_length:
+            turns = turns[1:]
+            item = build(system + turns, response)
+        for _ in range(8):  # token counts shift a little at the cut: a few rounds settle it
+            excess = item.max_length - self.max_length
+            if excess <= 0:
+                break
+            first = turns[0]["content"]
+            cut_prompt = min(excess, self._num_tokens(first))
+            turns = [{**turns[0], "content": self._drop_left(first, cut_prompt)}] + turns[1:]
+            if cut_prompt < excess and build is not self._response_item:
+                response = self._drop_left(response, excess - cut_prompt)
+            item = build(system + turns, response)
+        if item.max_length > self.max_length:
+            raise FLRError(f"--max-length {self.max_length} is too small for the scored text itself")
+        item.truncated = True
+        return item
+
+    def _num_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _drop_left(self, text: str, n: int) -> str:
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return self.tokenizer.decode(ids[n + 1 :]) if n > 0 else text
+
+
+def _common_prefix_length(a: list[int], b: list[int], limit: int) -> int:
+    n = min(len(a), len(b), limit)
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n

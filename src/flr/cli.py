@@ -1,0 +1,67 @@
+"""The ``flr`` command: one entry point, one module per subcommand under ``flr.commands``.
+
+Each command module exposes ``make_parser(subparsers)`` and ``main(args)``, so it runs as a subcommand and
+can be driven from Python. User errors (:class:`flr.errors.FLRError`) print as one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from transformers import HfArgumentParser
+
+from flr import __version__
+from flr.commands._common import apply_config_file, resolve_positionals
+from flr.errors import FLRError
+
+COMMANDS = ("score", "eval", "report", "generate", "mine", "train", "feedback", "compare", "pipeline", "serve")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="flr",
+        description="Follow-up Likelihood as Reward: score responses by how likely an LM finds positive vs "
+        "negative user follow-ups, evaluate it as a reward model, mine preference data and align policies.",
+    )
+    parser.add_argument("--version", action="version", version=f"flr {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=HfArgumentParser)
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"flr.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"flr.commands.{name}":
+                continue
+            raise
+        module.make_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="flr: %(message)s")
+    for noisy in ("httpx", "urllib3", "filelock", "datasets"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 1
+    try:
+        resolve_positionals(args)
+        if getattr(args, "config", None):
+            args._parser._root = parser
+            args = apply_config_file(args, argv)
+            resolve_positionals(args)
+        return args.func(args) or 0
+    except FLRError as exc:
+        print(f"flr {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"flr {args.command}: interrupted; finished records are saved, re-run to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

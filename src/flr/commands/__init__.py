@@ -1,0 +1,1 @@
+"""Subcommands of the ``flr`` CLI: thin wrappers over the library."""

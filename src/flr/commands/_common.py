@@ -1,0 +1,89 @@
+"""Helpers every subcommand uses: dataclass-driven flags and ``--config x.yaml`` with command-line overrides."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+import yaml
+from transformers import HfArgumentParser
+
+from flr.errors import FLRError
+
+
+def add_command(subparsers, name: str, *, help: str, dataclasses_: tuple = (), description: str | None = None):
+    """A subcommand whose flags come from config dataclasses (``--batch-size`` and ``--batch_size`` both work).
+
+    The subcommand's own ``main`` is attached with ``parser.set_defaults(func=...)`` by the caller.
+    """
+    parser = subparsers.add_parser(
+        name,
+        help=help,
+        description=description or help,
+        dataclass_types=list(dataclasses_),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--config", default=None, help="YAML file of flag values; flags on the command line win.")
+    parser.set_defaults(_parser=parser)
+    return parser
+
+
+def make_subparsers(parser: argparse.ArgumentParser, dest: str = "subcommand"):
+    """Nested subcommands (``flr train dpo``) whose parsers are HfArgumentParsers, as in TRL."""
+    return parser.add_subparsers(dest=dest, parser_class=HfArgumentParser, metavar="SUBCOMMAND")
+
+
+def apply_config_file(args: argparse.Namespace, argv: list[str] | None) -> argparse.Namespace:
+    """Re-parse with the YAML's values as defaults, so that flags typed on the command line win."""
+    path = getattr(args, "config", None)
+    parser = getattr(args, "_parser", None)
+    if not path or parser is None:
+        return args
+    values = load_yaml_mapping(path)
+    known = {a.dest for a in parser._actions}
+    values = {k.replace("-", "_"): v for k, v in values.items()}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise FLRError(f"{path}: unknown keys {unknown}; see 'flr {args.command} --help'")
+    parser.set_defaults(**values)
+    for action in parser._actions:  # a required flag given by the YAML is no longer required on the command line
+        if action.dest in values:
+            action.required = False
+    return parser._root.parse_args(argv) if hasattr(parser, "_root") else args
+
+
+def load_yaml_mapping(path: str | Path) -> dict:
+    p = Path(path)
+    if not p.exists():
+        raise FLRError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise FLRError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(data, dict):
+        raise FLRError(f"{path}: expected a mapping of flag names to values")
+    return data
+
+
+def to_configs(args: argparse.Namespace, *types):
+    """Build each config dataclass from the parsed flags (fields it does not have are ignored)."""
+    values = vars(args)
+    out = [cls(**{f.name: values[f.name] for f in dataclasses.fields(cls) if f.name in values}) for cls in types]
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+def add_positional(parser, dest: str, metavar: str, help: str) -> None:
+    """Let a dataclass field also be given positionally (``flr score in.jsonl`` as well as ``--input in.jsonl``)."""
+    for action in parser._actions:
+        if action.dest == dest:
+            action.required = False
+    parser.add_argument(f"_{dest}_positional", metavar=metavar, nargs="?", default=None, help=help)
+
+
+def resolve_positionals(args) -> None:
+    for key in [k for k in vars(args) if k.startswith("_") and k.endswith("_positional")]:
+        dest = key[1 : -len("_positional")]
+        value = getattr(args, key)
+        if value is not None:
+            setattr(args, dest, value)

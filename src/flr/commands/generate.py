@@ -1,0 +1,36 @@
+"""``flr generate``: sample k responses per prompt from a policy."""
+
+from __future__ import annotations
+
+from flr.commands._common import add_command, to_configs
+from flr.generate import CANDIDATES_FILE, GenerateConfig, PromptConfig, SamplingConfig, run
+from flr.models import ModelConfig
+
+EXAMPLES = """examples:
+  flr generate --prompts prompts.jsonl --output-dir runs/gen                  # k=8, T=0.7, top-p 0.9 (the paper's)
+  flr generate --prompts question.jsonl --field-map prompt=turns,id=question_id --limit 40 --k 4
+  flr generate --prompts tatsu-lab/alpaca_eval --split eval --field-map prompt=instruction \\
+      --model meta-llama/Meta-Llama-3-8B-Instruct --backend vllm
+"""
+
+
+def make_parser(subparsers):
+    parser = add_command(
+        subparsers,
+        "generate",
+        help="Sample k responses per prompt from a policy (transformers, or vLLM when installed).",
+        description=f"Sample k responses per prompt into <output-dir>/{CANDIDATES_FILE}, one row per prompt "
+        "with its candidates. Rows are saved as they finish: re-running the same command resumes.",
+        dataclasses_=(PromptConfig, SamplingConfig, GenerateConfig, ModelConfig),
+    )
+    parser.epilog = EXAMPLES
+    parser.set_defaults(func=main)
+    return parser
+
+
+def main(args) -> int:
+    prompts, sampling, cfg, model = to_configs(args, PromptConfig, SamplingConfig, GenerateConfig, ModelConfig)
+    summary = run(prompts, sampling, cfg, model)
+    c = summary["counts"]
+    print(f"flr generate: {c['generated']} prompts sampled, {c['skipped']} already done -> {summary['output']}")
+    return 0

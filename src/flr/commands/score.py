@@ -1,0 +1,47 @@
+"""``flr score``: rewards for (prompt, response) records."""
+
+from __future__ import annotations
+
+from flr.commands._common import add_command, add_positional, to_configs
+from flr.errors import FLRError
+from flr.models import ModelConfig, model_name
+from flr.scorers import FLRConfig, build_scorer
+from flr.scoring import ScoreJobConfig, score_file
+
+EXAMPLES = """examples:
+  flr score pairs.jsonl -o scored.jsonl                       # FLR with the embedded SmolLM2-135M-Instruct
+  flr score pairs.jsonl -o scored.jsonl --details             # + every follow-up's log-prob
+  flr score data.csv -o out.jsonl --field-map prompt=question,response=answer
+  flr score pairs.jsonl -o direct.jsonl --scorer direct       # the response-likelihood baseline
+  flr score pairs.jsonl -o out.jsonl --model meta-llama/Meta-Llama-3-8B-Instruct --batch-size 32
+"""
+
+
+def make_parser(subparsers):
+    parser = add_command(
+        subparsers,
+        "score",
+        help="Score (prompt, response) records with FLR or a baseline.",
+        description="Score (prompt, response) records. Adds flr_reward, flr_categories and truncated to each "
+        "record (direct_reward for --scorer direct). Re-running with the same -o resumes.",
+        dataclasses_=(ScoreJobConfig, FLRConfig, ModelConfig),
+    )
+    parser.epilog = EXAMPLES
+    add_positional(parser, "input", "INPUT", "Records to score (same as --input).")
+    parser.set_defaults(func=main)
+    return parser
+
+
+def main(args) -> int:
+    job, flr_config, model_config = to_configs(args, ScoreJobConfig, FLRConfig, ModelConfig)
+    if not job.input or not job.output:
+        raise FLRError("give an INPUT file and -o OUTPUT.jsonl")
+    scorer = build_scorer(
+        job.scorer, model_config=model_config, config=flr_config, model_name=model_name(model_config.model)
+    )
+    counts = score_file(scorer, job)
+    print(
+        f"flr score: {counts['scored']} scored, {counts['resumed']} already done, {counts['skipped']} skipped "
+        f"-> {counts['output']}"
+    )
+    return 0

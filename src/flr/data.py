@@ -1,0 +1,281 @@
+"""Records in and out: JSONL, JSON, CSV, Parquet or a Hugging Face dataset; field mapping; a resumable writer."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import os
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flr.errors import FLRError, InputError
+
+logger = logging.getLogger(__name__)
+
+FILE_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
+
+
+@dataclass
+class Record:
+    """One input record and where it came from (line for JSONL/CSV, 1-based position otherwise)."""
+
+    source: str
+    line: int
+    data: dict[str, Any]
+
+
+def parse_field_map(spec: str | dict | None) -> dict[str, str]:
+    """``"prompt=question,response=answer"`` -> ``{"prompt": "question", "response": "answer"}``."""
+    if not spec:
+        return {}
+    if isinstance(spec, dict):
+        return dict(spec)
+    out = {}
+    for part in spec.split(","):
+        if "=" not in part:
+            raise FLRError(f"field map entry '{part}' must look like standard=yours, e.g. prompt=question")
+        key, value = part.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out
+
+
+def read_records(
+    source: str | os.PathLike,
+    *,
+    split: str = "train",
+    field_map: dict[str, str] | str | None = None,
+    limit: int | None = None,
+) -> list[Record]:
+    """Read records from a file or an HF dataset id; ``field_map`` renames the user's fields to ours."""
+    source = str(source)
+    path = Path(source)
+    mapping = parse_field_map(field_map)
+    if path.suffix in FILE_SUFFIXES:
+        if not path.exists():
+            raise FLRError(f"input file not found: {source}")
+        reader = {".jsonl": _read_jsonl, ".json": _read_json, ".csv": _read_csv, ".parquet": _read_parquet}
+        records = reader[path.suffix](path)
+    elif path.is_dir() and any((path / f).exists() for f in ("dataset_info.json", "dataset_dict.json")):
+        records = _read_hf(source, split, from_disk=True)
+    elif path.exists() or source.startswith((".", "/", "~")):
+        raise FLRError(f"{source}: unsupported input; use {', '.join(FILE_SUFFIXES)} or an HF dataset id")
+    else:
+        records = _read_hf(source, split)
+    if limit is not None:
+        records = records[:limit]
+    if mapping:
+        inverse = {theirs: ours for ours, theirs in mapping.items()}
+        for r in records:
+            r.data = {inverse.get(k, k): v for k, v in r.data.items()}
+    return records
+
+
+def _read_jsonl(path: Path) -> list[Record]:
+    records = []
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"not valid JSON ({exc.msg}, column {exc.colno})", file=str(path), line=n) from None
+            if not isinstance(data, dict):
+                raise InputError("expected a JSON object", file=str(path), line=n)
+            records.append(Record(str(path), n, data))
+    return records
+
+
+def _read_json(path: Path) -> list[Record]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not valid JSON ({exc.msg}, column {exc.colno})", file=str(path), line=exc.lineno) from None
+    if isinstance(data, dict):
+        lists = [v for v in data.values() if isinstance(v, list)]
+        data = lists[0] if len(lists) == 1 else [data]
+    for i, row in enumerate(data):
+        if not isinstance(row, dict):
+            raise InputError(f"record {i + 1} is not a JSON object", file=str(path))
+    return [Record(str(path), i + 1, row) for i, row in enumerate(data)]
+
+
+def _read_csv(path: Path) -> list[Record]:
+    with path.open(encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        return [Record(str(path), reader.line_num, dict(row)) for row in reader]
+
+
+def _read_parquet(path: Path) -> list[Record]:
+    import pandas as pd
+
+    frame = pd.read_parquet(path)
+    return [Record(str(path), i + 1, _plain(row)) for i, row in enumerate(frame.to_dict("records"))]
+
+
+def _read_hf(source: str, split: str, from_disk: bool = False) -> list[Record]:
+    import datasets
+
+    try:
+        if from_disk:
+            ds = datasets.load_from_disk(source)
+            ds = ds[split] if isinstance(ds, datasets.DatasetDict) else ds
+        else:
+            ds = datasets.load_dataset(source, split=split)
+    except Exception as exc:  # datasets raises many types for a missing/unreachable dataset
+        raise FLRError(f"cannot load dataset '{source}' (split {split}): {str(exc).splitlines()[0]}") from None
+    return [Record(source, i + 1, _plain(row)) for i, row in enumerate(ds)]
+
+
+def _plain(row: dict) -> dict:
+    """numpy arrays (Parquet list columns) -> lists, so records are JSON-serializable."""
+    out = {}
+    for key, value in row.items():
+        if hasattr(value, "tolist"):
+            value = value.tolist()
+        if isinstance(value, list):
+            value = [_plain(v) if isinstance(v, dict) else v for v in value]
+        out[key] = value
+    return out
+
+
+# -- validation ------------------------------------------------------------------------------------------
+
+
+def validate_messages(messages: Any, record: Record, field: str) -> list[dict[str, str]]:
+    if not isinstance(messages, list) or not messages:
+        raise InputError(
+            "expected a non-empty list of {role, content} messages", file=record.source, line=record.line, field=field
+        )
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or not isinstance(m.get("content"), str):
+            raise InputError(
+                "each message needs a string 'content'", file=record.source, line=record.line, field=f"{field}[{i}]"
+            )
+        if m.get("role") not in ("system", "user", "assistant"):
+            raise InputError(
+                f"role {m.get('role')!r} is not system, user or assistant",
+                file=record.source,
+                line=record.line,
+                field=f"{field}[{i}].role",
+            )
+    return [{"role": m["role"], "content": m["content"]} for m in messages]
+
+
+def get_text(record: Record, field: str) -> str:
+    value = record.data.get(field)
+    if value is None:
+        raise InputError("missing", file=record.source, line=record.line, field=field)
+    if not isinstance(value, str):
+        raise InputError(
+            f"expected a string, got {type(value).__name__}", file=record.source, line=record.line, field=field
+        )
+    if not value.strip():
+        raise InputError("empty", file=record.source, line=record.line, field=field)
+    return value
+
+
+def get_prompt(record: Record, field: str = "prompt") -> str | list[dict[str, str]]:
+    value = record.data.get(field)
+    if isinstance(value, list):
+        return validate_messages(value, record, field)
+    return get_text(record, field)
+
+
+def to_scoring_input(record: Record, response_field: str = "response") -> dict:
+    """``{prompt, response}``, or ``{messages}`` ending with the assistant's turn -> ``{prompt, response}``."""
+    if "prompt" not in record.data and isinstance(record.data.get("messages"), list):
+        messages = validate_messages(record.data["messages"], record, "messages")
+        if messages[-1]["role"] != "assistant":
+            raise InputError(
+                "the last message must be the assistant's response",
+                file=record.source,
+                line=record.line,
+                field="messages",
+            )
+        if not messages[-1]["content"].strip():
+            raise InputError("empty response", file=record.source, line=record.line, field="messages")
+        return {"prompt": messages[:-1], "response": messages[-1]["content"]}
+    return {"prompt": get_prompt(record), "response": get_text(record, response_field)}
+
+
+def content_keys(pairs: Iterable[tuple[Any, Any]]) -> list[str]:
+    """Stable keys for records without ids: a content hash plus an occurrence count (duplicates stay distinct)."""
+    seen: Counter[str] = Counter()
+    keys = []
+    for pair in pairs:
+        digest = hashlib.sha1(json.dumps(pair, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
+        keys.append(f"{digest}#{seen[digest]}")
+        seen[digest] += 1
+    return keys
+
+
+# -- output ----------------------------------------------------------------------------------------------
+
+
+class ResumableWriter:
+    """Append-only JSONL output that knows which records it already holds.
+
+    Each finished record is written and flushed at once. On reopening, a last line cut off by a crash is
+    dropped, and ``done`` holds the keys of the complete records, so a re-run skips them: nothing lost, nothing
+    written twice.
+    """
+
+    def __init__(self, path: str | os.PathLike, key: str | Callable[[list[dict]], list[str]] = "id"):
+        self.path = Path(path)
+        self.key = key
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        existing = self._recover()
+        self.done: set[str] = set(self.keys_of(existing))
+        self.resumed = len(existing)
+        self._file = self.path.open("a", encoding="utf-8")
+
+    def keys_of(self, rows: list[dict]) -> list[str]:
+        return self.key(rows) if callable(self.key) else [str(r.get(self.key)) for r in rows]
+
+    def _recover(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        raw = self.path.read_bytes()
+        complete = raw[: raw.rfind(b"\n") + 1]
+        if len(complete) != len(raw):
+            logger.warning("%s: dropping a partial last line left by an interrupted run", self.path)
+            self.path.write_bytes(complete)
+        rows = []
+        for n, line in enumerate(complete.decode("utf-8").splitlines(), 1):
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise InputError(
+                    "existing output is not valid JSONL; delete it or choose another output",
+                    file=str(self.path),
+                    line=n,
+                ) from None
+        return rows
+
+    def write(self, record: dict) -> None:
+        self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> ResumableWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def write_json(path: str | os.PathLike, data: Any) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    return [r.data for r in _read_jsonl(Path(path))]

