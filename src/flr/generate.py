@@ -89,7 +89,8 @@ class GenerateConfig:
 # -- prompts -------------------------------------------------------------------------------------------
 
 
-def _as_messages(value, where: dict) -> list[dict]:
+def prompt_messages(value, where: dict) -> list[dict]:
+    """A prompt field (string, message list, or list of user turns) -> messages; ``where`` locates errors."""
     if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
         value = value[0]  # a list of user turns (MT-Bench style): later turns need earlier answers
     if not isinstance(value, str | list) or not value:
@@ -111,7 +112,7 @@ def load_prompts(cfg: PromptConfig, system_prompt: str | None = None) -> list[di
         where = {"file": rec.source, "line": rec.line, "field": "prompt"}
         if "prompt" not in rec.data:
             raise InputError("missing (map yours with --field-map prompt=YOUR_FIELD)", **where)
-        messages = _as_messages(rec.data["prompt"], where)
+        messages = prompt_messages(rec.data["prompt"], where)
         if system_prompt and messages[0]["role"] != "system":
             messages = [{"role": "system", "content": system_prompt}] + messages
         key = str(rec.data["id"]) if rec.data.get("id") is not None else str(index)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import platform
 import sys
 from dataclasses import asdict, is_dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -30,7 +30,7 @@ def provenance(*configs: Any) -> dict[str, Any]:
         "command": " ".join(["flr", *sys.argv[1:]])
         if sys.argv and sys.argv[0].endswith("flr")
         else " ".join(sys.argv),
-        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "time": datetime.now(UTC).isoformat(timespec="seconds"),
         "versions": package_versions(),
         "python": platform.python_version(),
         "device": device,

@@ -37,6 +37,7 @@ class Benchmark:
     description: str
     load: Callable[[Path], list[dict]]
     load_targets: Callable[[Path], dict[str, dict[str, float]]] | None = None
+    needs_data: bool = True  # False: ships inside the package (the demo sample)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -501,6 +502,24 @@ def _natural(key: str) -> tuple:
     return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", key))
 
 
+def _load_demo(_data_dir) -> list[dict]:
+    from importlib.resources import files
+
+    text = files("flr").joinpath("data/demo_pairs.jsonl").read_text(encoding="utf-8")
+    rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    return [{**{k: r[k] for k in ("id", "prompt", "chosen", "rejected")}, "subset": "pandalm"} for r in rows]
+
+
+BENCHMARKS["demo"] = Benchmark(
+    "demo",
+    "pairwise",
+    "24 PandaLM test pairs (Apache-2.0) shipped in the package: src/flr/data/demo_pairs.jsonl",
+    "A small real sample for the demo and smoke tests; needs no shared data.",
+    _load_demo,
+    needs_data=False,
+)
+
+
 def get_benchmark(name: str) -> Benchmark:
     """The registered benchmark called ``name``."""
     if name not in BENCHMARKS:
@@ -512,7 +531,8 @@ def load_benchmark(
     name: str, data_dir: str | Path | None = None, limit: int | None = None, seed: int = 0
 ) -> list[dict]:
     """Records of benchmark ``name``; ``limit`` takes a seeded random sample (per model for system benchmarks)."""
-    return _sample(get_benchmark(name).load(resolve_data_dir(data_dir)), limit, seed)
+    bench = get_benchmark(name)
+    return _sample(bench.load(resolve_data_dir(data_dir) if bench.needs_data else None), limit, seed)
 
 
 def load_targets(name: str, data_dir: str | Path | None = None) -> dict[str, dict[str, float]]:

@@ -1,0 +1,67 @@
+"""``flr eval``: FLR and baselines as reward models on real benchmarks."""
+
+from __future__ import annotations
+
+from flr.commands._common import add_command, to_configs
+from flr.eval.runner import EvalConfig, run_eval
+from flr.models import ModelConfig, load_model, model_name
+from flr.scorers import FLRConfig, build_scorer
+
+EXAMPLES = """examples:
+  flr eval --list
+  flr eval --benchmarks demo                                    # bundled sample, no data needed
+  flr eval --benchmarks hh-rlhf,autoj,pandalm --limit 200 -o runs/quick
+  flr eval --benchmarks alpaca_eval-system --scorers flr,length --limit 50 -o runs/system
+  flr eval --benchmarks my_pairs.jsonl --scorers flr,rm:OpenAssistant/reward-model-deberta-v3-large-v2
+  flr eval --benchmarks hh-rlhf --model meta-llama/Meta-Llama-3-8B-Instruct --batch-size 32 -o runs/llama3
+"""
+
+
+def make_parser(subparsers):
+    parser = add_command(
+        subparsers,
+        "eval",
+        help="Evaluate FLR and baselines as reward models on benchmarks.",
+        description="Score benchmarks with each scorer; write per-example JSONL, summary.json, report.md and "
+        "plots to --output-dir. Scores are cached: a killed run resumes, and adding a scorer or benchmark "
+        "recomputes nothing already known.",
+        dataclasses_=(EvalConfig, FLRConfig, ModelConfig),
+    )
+    parser.epilog = EXAMPLES
+    parser.set_defaults(func=main)
+    return parser
+
+
+def _list() -> None:
+    from flr.eval.benchmarks import BENCHMARKS
+
+    for b in BENCHMARKS.values():
+        print(f"{b.name:20s} {b.kind:9s} {b.source}")
+
+
+def main(args) -> int:
+    config, flr_config, model_config = to_configs(args, EvalConfig, FLRConfig, ModelConfig)
+    if config.list:
+        _list()
+        return 0
+    names = [s.strip() for s in config.scorers.split(",") if s.strip()]
+    model = tokenizer = None
+    if any(n in ("flr", "direct") for n in names):
+        model, tokenizer = load_model(model_config)
+    scorers = {
+        n: build_scorer(
+            n,
+            model,
+            tokenizer,
+            model_config=model_config,
+            config=flr_config,
+            model_name=model_name(model_config.model),
+        )
+        for n in names
+    }
+    summary = run_eval(config, scorers, model_name=model_name(model_config.model))
+    from flr.eval.report import markdown_table, merge_results
+
+    print(markdown_table(merge_results([summary])))
+    print(f"flr eval: wrote {config.output_dir}/report.md, summary.json and per-example JSONL")
+    return 0

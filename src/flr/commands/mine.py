@@ -1,0 +1,44 @@
+"""``flr mine``: score k candidates per prompt and keep the best and worst as preference data."""
+
+from __future__ import annotations
+
+from flr.commands._common import add_command, to_configs
+from flr.mine import MineConfig, run
+from flr.models import ModelConfig
+from flr.scorers import FLRConfig
+
+EXAMPLES = """examples:
+  flr mine --candidates runs/gen --output-dir runs/mine                   # FLR with the embedded model, DPO pairs
+  flr mine --candidates runs/gen --output-dir runs/mine --min-margin 0.05 --categories all
+  flr mine --candidates runs/gen --output-dir runs/mine-kto --format kto --kto-fraction 0.25
+  flr mine --candidates outputs.jsonl --field-map candidates=responses --scorer rm:OpenAssistant/reward-model-deberta-v3-large-v2
+"""
+
+
+def make_parser(subparsers):
+    parser = add_command(
+        subparsers,
+        "mine",
+        help="Score candidates (FLR or a baseline) and mine DPO pairs or KTO rows.",
+        description="Score each prompt's candidates (saved to <output-dir>/scored.jsonl; re-running resumes and "
+        "re-mining reuses the scores), then write TRL preference rows {prompt, chosen, rejected} + chosen_score, "
+        "rejected_score, margin, k, policy, seed to pairs.jsonl, or unpaired {prompt, completion, label} rows "
+        "to unpaired.jsonl (--format kto). Identical texts count once; prompts with a tie or a margin below "
+        "--min-margin are dropped and counted by reason.",
+        dataclasses_=(MineConfig, FLRConfig, ModelConfig),
+    )
+    parser.epilog = EXAMPLES
+    parser.set_defaults(func=main)
+    return parser
+
+
+def main(args) -> int:
+    cfg, flr_config, model_config = to_configs(args, MineConfig, FLRConfig, ModelConfig)
+    summary = run(cfg, flr_config, model_config)
+    s = summary["stats"]
+    dropped = ", ".join(f"{n} {reason}" for reason, n in s["dropped"].items() if n) or "none"
+    print(
+        f"flr mine: {s['prompts']} prompts -> {s['rows']} rows ({cfg.format}); dropped: {dropped}; "
+        f"{s['duplicate_candidates']} duplicate candidates -> {summary['output']}"
+    )
+    return 0

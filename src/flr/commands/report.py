@@ -1,0 +1,42 @@
+"""``flr report``: merge eval runs into one table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flr.commands._common import add_command, to_configs
+from flr.errors import FLRError
+from flr.eval.report import load_summaries, markdown_table, merge_results, write_report
+
+
+@dataclass
+class ReportConfig:
+    runs: str | None = field(
+        default=None, metadata={"help": "Comma-separated run folders (or give them as positional arguments)."}
+    )
+    output_dir: str | None = field(
+        default=None, metadata={"help": "Write a merged report.md and plots here.", "aliases": ["-o"]}
+    )
+
+
+def make_parser(subparsers):
+    parser = add_command(
+        subparsers, "report", help="Merge flr eval run folders into one table.", dataclasses_=(ReportConfig,)
+    )
+    parser.add_argument("run_dirs", nargs="*", metavar="RUN_DIR", help="flr eval output folders.")
+    parser.set_defaults(func=main)
+    return parser
+
+
+def main(args) -> int:
+    config = to_configs(args, ReportConfig)
+    dirs = list(args.run_dirs or []) + [d for d in (config.runs or "").split(",") if d]
+    if not dirs:
+        raise FLRError("give one or more run folders: flr report runs/a runs/b")
+    summaries = load_summaries(dirs)
+    print(markdown_table(merge_results(summaries)))
+    if config.output_dir:
+        Path(config.output_dir).mkdir(parents=True, exist_ok=True)
+        print(f"flr report: wrote {write_report(Path(config.output_dir), summaries)}")
+    return 0

@@ -1,0 +1,275 @@
+"""Head-to-head evaluation of a candidate policy (e.g. a DPO adapter) against its base on held-out prompts.
+
+Both policies answer every prompt (greedy by default, or seeded sampling), then a judge decides each pair:
+
+- ``flr`` (or ``direct``, ``length``): a scorer from :mod:`flr.scorers` with ``--judge-model``; the higher
+  reward wins;
+- ``rm:<model>``: a classifier reward model, the higher reward wins;
+- ``llm:<model>``: an instruction model asked which response is better (:data:`JUDGE_PROMPT`), once with the
+  candidate as "A" and once as "B"; in each order the log-probs of the answers "A" and "B" are compared, and the two
+  orders' log-prob differences are averaged, which cancels the judge's position bias to first order.
+
+Preferences are 1 (candidate wins), 0.5 (tie) or 0 (base wins). The report gives the win rate with a normal 95% CI,
+the length-controlled win rate (AlpacaEval-2 style) with a bootstrap CI, and the tie rate.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from flr.data import read_jsonl, write_json
+from flr.errors import FLRError
+from flr.eval.metrics import bootstrap_ci, length_controlled_win_rate, win_rate
+from flr.generate import PromptConfig, SamplingConfig, generate, load_prompts
+from flr.mine import write_jsonl
+from flr.models import ModelConfig, load_model, model_name
+from flr.provenance import provenance
+from flr.scorers import FLRConfig, build_scorer
+
+logger = logging.getLogger(__name__)
+
+RESULTS_FILE = "compare.jsonl"
+SAMPLING_DEFAULTS = {"k": 1, "temperature": 0.0}  # greedy unless asked otherwise
+JUDGE_PROMPT = """Which of the two responses below answers the user's request better? Judge helpfulness, correctness \
+and how well it follows the request; ignore the order and the length.
+
+[User's request]
+{prompt}
+
+[Response A]
+{a}
+
+[Response B]
+{b}
+
+Reply with one letter: A or B."""
+
+
+@dataclass
+class CompareConfig:
+    """The two policies, the judge and where results go."""
+
+    base: str = field(default="default", metadata={"help": "Base policy: model spec (default, Hub id, folder)."})
+    candidate: str | None = field(
+        default=None, metadata={"help": "Candidate policy: model spec, typically a PEFT adapter folder (flr train)."}
+    )
+    judge: str = field(
+        default="flr",
+        metadata={
+            "help": "flr (FLR reward with --judge-model), direct, length, rm:<model> (classifier RM), or "
+            "llm:<model> (LLM-as-judge on the log-probs of 'A'/'B', both orders averaged)."
+        },
+    )
+    judge_model: str = field(default="default", metadata={"help": "Model spec of the flr/direct judge."})
+    output_dir: str = field(default="runs/compare", metadata={"help": "Generations, compare.jsonl, summary, report."})
+    device: str = field(default="auto", metadata={"help": "Device for all models: auto, cpu, cuda, mps."})
+    dtype: str = field(default="auto", metadata={"help": "dtype for all models: auto, float32, bfloat16, float16."})
+    bootstrap: int = field(default=1000, metadata={"help": "Bootstrap resamples for the length-controlled CI."})
+
+
+# -- judges -------------------------------------------------------------------------------------------------
+
+
+def _preference(candidate: float, base: float) -> float:
+    if math.isnan(candidate) or math.isnan(base):
+        return float("nan")
+    return 1.0 if candidate > base else 0.0 if candidate < base else 0.5
+
+
+def _prompt_text(messages: Sequence[dict]) -> str:
+    if len(messages) == 1:
+        return messages[0]["content"]
+    return "\n".join(f"{m['role']}: {m['content']}" for m in messages)
+
+
+class LLMJudge:
+    """Pairwise LLM-as-judge on answer-token log-probs, both positions; ``judge`` returns per-pair records."""
+
+    def __init__(self, spec: str, model_config: ModelConfig, flr_config: FLRConfig):
+        model, tokenizer = load_model(spec, device=model_config.device, dtype=model_config.dtype)
+        config = FLRConfig(statistic="sum", batch_size=flr_config.batch_size, max_length=flr_config.max_length)
+        self.scorer = build_scorer("direct", model, tokenizer, config=config, model_name=model_name(spec))
+        self.spec = spec
+
+    def describe(self) -> dict:
+        return {"judge": f"llm:{self.spec}", "prompt": JUDGE_PROMPT}
+
+    def judge(self, prompts, candidates: Sequence[str], bases: Sequence[str]) -> list[dict]:
+        records = []
+        for prompt, cand, base in zip(prompts, candidates, bases):
+            text = _prompt_text(prompt)
+            for a, b in ((cand, base), (base, cand)):
+                question = [{"role": "user", "content": JUDGE_PROMPT.format(prompt=text, a=a, b=b)}]
+                records += [{"prompt": question, "response": "A"}, {"prompt": question, "response": "B"}]
+        lp = [r.reward for r in self.scorer.score(records)]
+        out = []
+        for i in range(len(candidates)):
+            a1, b1, a2, b2 = lp[4 * i : 4 * i + 4]
+            first, second = a1 - b1, b2 - a2  # log-prob margin for the candidate, shown as A then as B
+            margin = (first + second) / 2
+            out.append(
+                {
+                    "score_candidate": margin,
+                    "score_base": 0.0,
+                    "preference": _preference(margin, 0.0),
+                    "margin_candidate_first": first,
+                    "margin_candidate_second": second,
+                    "consistent": (first > 0) == (second > 0),
+                }
+            )
+        return out
+
+
+class ScorerJudge:
+    """Any flr scorer as a judge: the response with the higher reward wins."""
+
+    def __init__(self, name: str, spec: str, model_config: ModelConfig, flr_config: FLRConfig):
+        judge_config = ModelConfig(model=spec, device=model_config.device, dtype=model_config.dtype)
+        self.scorer = build_scorer(name, model_config=judge_config, config=flr_config, model_name=model_name(spec))
+
+    def describe(self) -> dict:
+        return {"judge": self.scorer.name, **self.scorer.describe(), "fingerprint": self.scorer.fingerprint()}
+
+    def judge(self, prompts, candidates: Sequence[str], bases: Sequence[str]) -> list[dict]:
+        records = [{"prompt": p, "response": r} for p, c, b in zip(prompts, candidates, bases) for r in (c, b)]
+        rewards = [r.reward for r in self.scorer.score(records, progress=True)]
+        return [
+            {"score_candidate": c, "score_base": b, "preference": _preference(c, b)}
+            for c, b in zip(rewards[0::2], rewards[1::2])
+        ]
+
+
+def make_judge(cfg: CompareConfig, flr_config: FLRConfig):
+    model_config = ModelConfig(device=cfg.device, dtype=cfg.dtype)
+    if cfg.judge.startswith("llm:"):
+        return LLMJudge(cfg.judge[4:], model_config, flr_config)
+    if cfg.judge.startswith("rm:"):
+        return ScorerJudge(cfg.judge, cfg.judge, model_config, flr_config)
+    if cfg.judge in ("flr", "direct", "length"):
+        return ScorerJudge(cfg.judge, cfg.judge_model, model_config, flr_config)
+    raise FLRError(f"unknown judge '{cfg.judge}': use flr, direct, length, rm:<model> or llm:<model>")
+
+
+# -- metrics and report -------------------------------------------------------------------------------------
+
+
+def summarize(rows: Sequence[dict], *, n_resamples: int = 1000, seed: int = 0) -> dict:
+    """Win rate (ties = half) with a normal CI, LC win rate with a bootstrap CI over prompts, counts."""
+    prefs = np.array([r["preference"] for r in rows], dtype=float)
+    len_c = np.array([r["len_candidate"] for r in rows], dtype=float)
+    len_b = np.array([r["len_base"] for r in rows], dtype=float)
+    wr = win_rate(prefs)
+    lc = length_controlled_win_rate(prefs, len_c, len_b)
+
+    def lc_of(index):
+        idx = np.asarray(index, dtype=int)
+        return length_controlled_win_rate(prefs[idx], len_c[idx], len_b[idx])
+
+    lc_ci = bootstrap_ci(np.arange(len(rows)), statistic=lc_of, n_resamples=n_resamples, seed=seed)
+    out = {
+        "n": len(rows),
+        "win_rate": wr["win_rate"],
+        "win_rate_se": wr["se"],
+        "win_rate_ci": list(wr["ci"]),
+        "lc_win_rate": lc,
+        "lc_win_rate_ci": list(lc_ci),
+        "wins": int(np.sum(prefs == 1)),
+        "ties": int(np.sum(prefs == 0.5)),
+        "losses": int(np.sum(prefs == 0)),
+        "mean_len_candidate": float(len_c.mean()) if len(rows) else float("nan"),
+        "mean_len_base": float(len_b.mean()) if len(rows) else float("nan"),
+    }
+    if rows and "consistent" in rows[0]:
+        out["position_consistency"] = float(np.mean([r["consistent"] for r in rows]))
+    return out
+
+
+def _fmt_ci(value: float, ci: Sequence[float]) -> str:
+    return f"{100 * value:.1f}% [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
+
+
+def write_report(path: str | Path, summary: dict, judge: dict, base: str, candidate: str) -> None:
+    m = summary["metrics"]
+    lines = [
+        f"# flr compare: {candidate} vs {base}",
+        "",
+        f"Judge: `{judge.get('judge')}`" + (f" ({judge['model']})" if judge.get("model") else ""),
+        "",
+        "| metric | value |",
+        "|---|---|",
+        f"| prompts | {m['n']} |",
+        f"| win rate (ties = 1/2), 95% CI | {_fmt_ci(m['win_rate'], m['win_rate_ci'])} |",
+        f"| length-controlled win rate, bootstrap 95% CI | {_fmt_ci(m['lc_win_rate'], m['lc_win_rate_ci'])} |",
+        f"| wins / ties / losses | {m['wins']} / {m['ties']} / {m['losses']} |",
+        f"| mean length (chars), candidate / base | {m['mean_len_candidate']:.0f} / {m['mean_len_base']:.0f} |",
+    ]
+    if "position_consistency" in m:
+        lines.append(f"| judge agrees with itself across orders | {100 * m['position_consistency']:.0f}% |")
+    lines += [
+        "",
+        "Win rate > 50% means the judge prefers the candidate. The length-controlled win rate removes the part of "
+        "the preference explained by the length difference (logistic fit on tanh-scaled length differences).",
+        "",
+    ]
+    Path(path).write_text("\n".join(lines))
+
+
+# -- the command's work -------------------------------------------------------------------------------------
+
+
+def run(
+    cfg: CompareConfig,
+    prompt_cfg: PromptConfig,
+    sampling: SamplingConfig,
+    flr_config: FLRConfig | None = None,
+    *,
+    judge=None,
+    progress: bool = True,
+) -> dict:
+    """Generate with both policies (resumable), judge every pair, write compare.jsonl, summary.json, report.md."""
+    if not cfg.candidate:
+        raise FLRError("no candidate: pass --candidate MODEL_OR_ADAPTER")
+    if sampling.k != 1:
+        raise FLRError("compare takes one response per prompt and policy: use --k 1")
+    flr_config = flr_config or FLRConfig()
+    out = Path(cfg.output_dir)
+    prompts = load_prompts(prompt_cfg, sampling.system_prompt)
+    responses = {}
+    for role, spec in (("base", cfg.base), ("candidate", cfg.candidate)):
+        path = out / f"generations_{role}.jsonl"
+        generate(
+            prompts, path, ModelConfig(model=spec, device=cfg.device, dtype=cfg.dtype), sampling, progress=progress
+        )
+        responses[role] = {r["id"]: r["candidates"][0] for r in read_jsonl(path)}
+    judge = judge or make_judge(cfg, flr_config)
+    cands = [responses["candidate"][p["id"]] for p in prompts]
+    bases = [responses["base"][p["id"]] for p in prompts]
+    verdicts = judge.judge([p["prompt"] for p in prompts], cands, bases)
+    rows = [
+        {
+            "id": p["id"],
+            "prompt": p["prompt"],
+            "candidate": c,
+            "base": b,
+            "len_candidate": len(c),
+            "len_base": len(b),
+            **v,
+        }
+        for p, c, b, v in zip(prompts, cands, bases, verdicts)
+    ]
+    write_jsonl(out / RESULTS_FILE, rows)
+    summary = {
+        "base": cfg.base,
+        "candidate": cfg.candidate,
+        "judge": judge.describe(),
+        "metrics": summarize(rows, n_resamples=cfg.bootstrap, seed=sampling.seed),
+    }
+    write_json(out / "summary.json", {**summary, **provenance(cfg, prompt_cfg, sampling, flr_config)})
+    write_report(out / "report.md", summary, summary["judge"], cfg.base, cfg.candidate)
+    return summary

@@ -1,0 +1,178 @@
+"""Reports from run summaries: a markdown table in the paper's shape and PNG plots."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+
+def _fmt(x: float, pct: bool = True) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    return f"{100 * x:.1f}" if pct else f"{x:.3f}"
+
+
+def merge_results(summaries: list[dict]) -> dict:
+    """benchmark -> {kind, n, scorers: {scorer label: metrics}}; labels get the model name when runs differ."""
+    models = {s.get("model") for s in summaries}
+    merged: dict = {}
+    for summary in summaries:
+        for bench, res in summary["results"].items():
+            entry = merged.setdefault(bench, {"kind": res["kind"], "n": res["n"], "scorers": {}})
+            for scorer, metrics in res["scorers"].items():
+                label = scorer if len(models) == 1 or scorer == "length" else f"{scorer} ({summary.get('model')})"
+                entry["scorers"][label] = metrics
+    return merged
+
+
+def markdown_table(merged: dict) -> str:
+    """Pairwise accuracy (ties count as wrong): scorers as rows, benchmarks as columns, average last."""
+    lines = []
+    pairwise = [b for b, r in merged.items() if r["kind"] == "pairwise"]
+    if pairwise:
+        scorers = list(dict.fromkeys(s for b in pairwise for s in merged[b]["scorers"]))
+        lines.append("Pairwise accuracy, % (ties count as wrong; 95% bootstrap CI in the JSON)\n")
+        lines.append("| scorer | " + " | ".join(f"{b} (n={merged[b]['n']})" for b in pairwise) + " | average |")
+        lines.append("|---" * (len(pairwise) + 2) + "|")
+        for s in scorers:
+            values = [merged[b]["scorers"].get(s, {}).get("accuracy", float("nan")) for b in pairwise]
+            avg = float(np.mean(values)) if not any(math.isnan(v) for v in values) else float("nan")
+            lines.append(f"| {s} | " + " | ".join(_fmt(v) for v in values) + f" | {_fmt(avg)} |")
+        lines.append("")
+    for bench, res in merged.items():
+        if res["kind"] == "rating":
+            lines.append(f"Rating correlation on {bench} (n={res['n']})\n")
+            lines.append("| scorer | pearson | spearman | kendall |\n|---|---|---|---|")
+            for s, m in res["scorers"].items():
+                lines.append(
+                    f"| {s} | {_fmt(m['pearson'], False)} | {_fmt(m['spearman'], False)} | "
+                    f"{_fmt(m['kendall'], False)} |"
+                )
+            lines.append("")
+        if res["kind"] == "system":
+            targets = sorted({t for m in res["scorers"].values() for t in m if t != "model_means"})
+            lines.append(
+                f"System-level correlation on {bench}: per-model mean reward vs target "
+                "(Spearman / Kendall, n models)\n"
+            )
+            lines.append("| scorer | " + " | ".join(targets) + " |\n|---" + "|---" * len(targets) + "|")
+            for s, m in res["scorers"].items():
+                cells = [
+                    f"{_fmt(m[t]['spearman'], False)} / {_fmt(m[t]['kendall'], False)} (n={m[t]['n']})"
+                    for t in targets
+                ]
+                lines.append(f"| {s} | " + " | ".join(cells) + " |")
+            lines.append("")
+    return "\n".join(lines)
+
+
+def plot_accuracy(merged: dict, path: Path) -> Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pairwise = [b for b, r in merged.items() if r["kind"] == "pairwise"]
+    if not pairwise:
+        return None
+    scorers = list(dict.fromkeys(s for b in pairwise for s in merged[b]["scorers"]))
+    width = 0.8 / len(scorers)
+    fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(pairwise) * max(1, len(scorers) / 2)), 4))
+    for i, s in enumerate(scorers):
+        acc, lo, hi = [], [], []
+        for b in pairwise:
+            m = merged[b]["scorers"].get(s, {})
+            a = m.get("accuracy", np.nan)
+            ci = m.get("ci", (np.nan, np.nan))
+            acc.append(a)
+            lo.append(a - ci[0])
+            hi.append(ci[1] - a)
+        x = np.arange(len(pairwise)) + (i - (len(scorers) - 1) / 2) * width
+        ax.bar(x, acc, width, yerr=[lo, hi], capsize=3, label=s)
+    ax.axhline(0.5, color="grey", lw=1, ls="--")
+    ax.set_xticks(np.arange(len(pairwise)), pairwise, rotation=20)
+    ax.set_ylabel("pairwise accuracy (95% CI)")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_system(bench: str, res: dict, targets_of: dict, path: Path) -> Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scorers = [s for s in res["scorers"] if s != "length"] or list(res["scorers"])
+    targets = sorted({t for m in res["scorers"].values() for t in m if t != "model_means"})
+    if not targets:
+        return None
+    fig, axes = plt.subplots(len(scorers), len(targets), figsize=(4 * len(targets), 3.2 * len(scorers)), squeeze=False)
+    for i, s in enumerate(scorers):
+        means = res["scorers"][s]["model_means"]
+        for j, t in enumerate(targets):
+            values = targets_of.get(t, {})
+            models = [m for m in means if m in values]
+            ax = axes[i][j]
+            ax.scatter([values[m] for m in models], [means[m] for m in models], s=12)
+            corr = res["scorers"][s][t]
+            ax.set_title(f"{s}: Spearman {_fmt(corr['spearman'], False)} (n={corr['n']})", fontsize=9)
+            ax.set_xlabel(t)
+            ax.set_ylabel("mean reward")
+    fig.suptitle(bench)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_report(out_dir: Path, summaries: list[dict], data_dir: str | None = None) -> Path:
+    """report.md + accuracy.png (+ one scatter per system-level benchmark) in ``out_dir``."""
+    out_dir = Path(out_dir)
+    merged = merge_results(summaries)
+    parts = ["# flr evaluation report\n"]
+    for s in summaries:
+        prov = s.get("provenance", {})
+        parts.append(
+            f"- model: `{s.get('model')}`; scorers: {', '.join(s['scorers'])}; "
+            f"command: `{prov.get('command', '')}`; device: {prov.get('device', '?')}"
+        )
+    parts.append("")
+    parts.append(markdown_table(merged))
+    if plot_accuracy(merged, out_dir / "accuracy.png"):
+        parts.append("![pairwise accuracy](accuracy.png)\n")
+    for bench, res in merged.items():
+        if res["kind"] == "system":
+            from flr.eval.benchmarks import BENCHMARKS, load_targets
+
+            if bench not in BENCHMARKS:
+                continue
+            per_model = load_targets(bench, data_dir)
+            targets_of: dict = {}
+            for model, values in per_model.items():
+                for t, v in values.items():
+                    targets_of.setdefault(t, {})[model] = v
+            name = f"system_{bench}.png"
+            if plot_system(bench, res, targets_of, out_dir / name):
+                parts.append(f"![{bench}]({name})\n")
+    path = out_dir / "report.md"
+    path.write_text("\n".join(parts))
+    return path
+
+
+def load_summaries(run_dirs: list[str]) -> list[dict]:
+    from flr.errors import FLRError
+
+    out = []
+    for d in run_dirs:
+        p = Path(d) / "summary.json"
+        if not p.exists():
+            raise FLRError(f"{d}: no summary.json (is it an flr eval run folder?)")
+        out.append(json.loads(p.read_text()))
+    return out

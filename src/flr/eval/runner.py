@@ -1,0 +1,195 @@
+"""``flr eval``: score benchmarks with several scorers, compute metrics, write a run folder.
+
+A run folder holds ``<benchmark>.jsonl`` (per example: each scorer's scores and outcome), ``summary.json``
+(config, provenance, numbers) and ``report.md`` + PNG plots. Scores live in a persistent cache, so a killed run
+resumes and a run that adds a scorer or a benchmark recomputes nothing already known.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from flr.cache import ScoreCache, text_key
+from flr.data import read_records, write_json
+from flr.errors import FLRError
+from flr.eval.benchmarks import BENCHMARKS, detect_kind, get_benchmark, load_benchmark, load_targets
+from flr.eval.metrics import pairwise_report, rating_correlations, system_correlations
+from flr.provenance import provenance
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EvalConfig:
+    """What ``flr eval`` runs and where it writes."""
+
+    benchmarks: str = field(
+        default="demo",
+        metadata={
+            "help": "Comma-separated registered names (see --list) and/or files / HF dataset ids in the "
+            "standard formats: pairwise {prompt, chosen, rejected[, subset]}, rating {prompt, response, "
+            "rating[, subset]}."
+        },
+    )
+    scorers: str = field(
+        default="flr,direct,length", metadata={"help": "Comma-separated: flr, direct, length, rm:<model>."}
+    )
+    output_dir: str = field(default="runs/eval", metadata={"help": "Run folder.", "aliases": ["-o"]})
+    data_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "Where the public benchmark files live (default: $FLR_DATA_DIR, ./shared/data or ../shared/data)."
+        },
+    )
+    limit: int | None = field(
+        default=None,
+        metadata={"help": "Seeded random sample of N records per benchmark (per model for system-level ones)."},
+    )
+    seed: int = field(default=0, metadata={"help": "Seed for --limit sampling and bootstrap CIs."})
+    split: str = field(default="train", metadata={"help": "Split for HF dataset ids."})
+    cache: str | None = field(default=None, metadata={"help": "Score cache file (default: $FLR_CACHE/scores.sqlite)."})
+    list: bool = field(default=False, metadata={"help": "List the registered benchmarks and exit."})
+
+
+def benchmark_records(name: str, config: EvalConfig) -> tuple[str, list[dict]]:
+    """(kind, records) of a registered benchmark or a user file / dataset id."""
+    if name in BENCHMARKS:
+        return get_benchmark(name).kind, load_benchmark(name, config.data_dir, config.limit, config.seed)
+    records = [dict(r.data, id=r.data.get("id", f"{r.line}")) for r in read_records(name, split=config.split)]
+    kind = detect_kind(records, name)
+    if config.limit is not None:
+        rng = np.random.default_rng(config.seed)
+        keep = sorted(rng.choice(len(records), min(config.limit, len(records)), replace=False))
+        records = [records[i] for i in keep]
+    for r in records:
+        r.setdefault("subset", "all")
+    return kind, records
+
+
+def _requests(kind: str, records: list[dict]) -> list[tuple]:
+    """The unique (prompt, response) pairs a benchmark needs scored."""
+    pairs = []
+    for r in records:
+        if kind == "pairwise":
+            pairs += [(r["prompt"], r["chosen"]), (r["prompt"], r["rejected"])]
+        else:
+            pairs.append((r["prompt"], r["response"]))
+    unique = {}
+    for prompt, response in pairs:
+        unique.setdefault(text_key(prompt, response), (prompt, response))
+    return list(unique.items())
+
+
+def score_with_cache(scorer, requests: list[tuple], cache: ScoreCache, desc: str) -> dict:
+    """Scores for every request, computing only the ones the cache lacks and saving each chunk as it finishes."""
+    fingerprint = scorer.fingerprint()
+    known = cache.get(fingerprint, [k for k, _ in requests])
+    todo = [(k, pr) for k, pr in requests if k not in known]
+    if known:
+        logger.info("%s: %d scores from the cache, %d to compute", desc, len(known), len(todo))
+    records = [{"prompt": p, "response": r} for _, (p, r) in todo]
+    with tqdm(total=len(todo), desc=desc, unit="ex") as bar:
+        done = 0
+        for chunk in scorer.iter_score(records):
+            fresh = {todo[done + i][0]: res for i, res in enumerate(chunk)}
+            cache.put(fingerprint, fresh)
+            known.update(fresh)
+            done += len(chunk)
+            bar.update(len(chunk))
+    return known
+
+
+def evaluate_benchmark(kind, records, scores: dict[str, dict], targets=None, seed: int = 0):
+    """Per-example rows and metrics for each scorer (``scores``: scorer -> text key -> ScoreResult)."""
+    rows = []
+    metrics = {}
+    for name, table in scores.items():
+
+        def reward(prompt, response, table=table):
+            return table[text_key(prompt, response)].reward
+
+        if kind == "pairwise":
+            chosen = [reward(r["prompt"], r["chosen"]) for r in records]
+            rejected = [reward(r["prompt"], r["rejected"]) for r in records]
+            metrics[name] = pairwise_report(chosen, rejected, [r.get("subset", "all") for r in records], seed=seed)
+        elif kind == "rating":
+            values = [reward(r["prompt"], r["response"]) for r in records]
+            metrics[name] = rating_correlations(values, [float(r["rating"]) for r in records])
+        else:
+            per_model = defaultdict(list)
+            for r in records:
+                per_model[r["model"]].append(reward(r["prompt"], r["response"]))
+            means = {m: float(np.mean(v)) for m, v in per_model.items()}
+            metrics[name] = {"model_means": means}
+            for target in sorted({t for v in (targets or {}).values() for t in v}):
+                values = {m: v[target] for m, v in targets.items() if target in v}
+                metrics[name][target] = system_correlations(means, values)
+    for i, r in enumerate(records):
+        row = {k: r[k] for k in ("id", "subset", "model") if k in r}
+        for name, table in scores.items():
+            if kind == "pairwise":
+                c = table[text_key(r["prompt"], r["chosen"])].reward
+                j = table[text_key(r["prompt"], r["rejected"])].reward
+                row[name] = {"chosen": c, "rejected": j, "correct": bool(c > j)}
+            else:
+                row[name] = table[text_key(r["prompt"], r["response"])].reward
+        rows.append(row)
+        del i
+    return rows, metrics
+
+
+def headline(kind: str, metrics: dict, target: str | None = None) -> float:
+    """The one number per (benchmark, scorer) for the table: accuracy, Spearman, or system Spearman."""
+    if kind == "pairwise":
+        return metrics["accuracy"]
+    if kind == "rating":
+        return metrics["spearman"]
+    return metrics.get(target or "lc_win_rate", metrics.get("arena_elo", {})).get("spearman", float("nan"))
+
+
+def run_eval(config: EvalConfig, scorers: dict, *, model_name: str | None = None, extra: dict | None = None) -> dict:
+    """Evaluate ``scorers`` (name -> scorer) on ``config.benchmarks``; writes and returns the summary."""
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cache = ScoreCache(config.cache)
+    results = {}
+    try:
+        for name in [b.strip() for b in config.benchmarks.split(",") if b.strip()]:
+            kind, records = benchmark_records(name, config)
+            if not records:
+                raise FLRError(f"benchmark '{name}' has no records")
+            requests = _requests(kind, records)
+            label = Path(name).stem if name not in BENCHMARKS else name
+            scores = {s: score_with_cache(scorer, requests, cache, f"{label} [{s}]") for s, scorer in scorers.items()}
+            targets = load_targets(name, config.data_dir) if kind == "system" else None
+            rows, metrics = evaluate_benchmark(kind, records, scores, targets, seed=config.seed)
+            _write_rows(out / f"{label}.jsonl", rows)
+            results[label] = {"kind": kind, "n": len(records), "source": name, "scorers": metrics}
+    finally:
+        cache.close()
+    summary = {
+        "model": model_name,
+        "scorers": {s: scorer.describe() for s, scorer in scorers.items()},
+        "results": results,
+        "provenance": provenance(config),
+        **(extra or {}),
+    }
+    write_json(out / "summary.json", summary)
+    from flr.eval.report import write_report
+
+    write_report(out, [summary])
+    return summary
+
+
+def _write_rows(path: Path, rows: list[dict]) -> None:
+    import json
+
+    with path.open("w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")

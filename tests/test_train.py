@@ -1,0 +1,138 @@
+"""LoRA training through TRL on the tiny random Llama: DPO, KTO and feedback SFT steps, resume, summary."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from flr.chat import ChatRenderer
+from flr.errors import FLRError
+from flr.models import ModelConfig
+from flr.train import TrainConfig, build_trainer, feedback_example, train
+
+PAIRS = [
+    {
+        "prompt": [{"role": "user", "content": f"Question {i}: what is {i} + {i}?"}],
+        "chosen": [{"role": "assistant", "content": f"It is {2 * i}."}],
+        "rejected": [{"role": "assistant", "content": "I do not know, figure it out yourself."}],
+        "chosen_score": 0.5,
+        "rejected_score": -0.5,
+    }
+    for i in range(4)
+]
+UNPAIRED = [
+    {"prompt": p["prompt"], "completion": p[key], "label": key == "chosen"}
+    for p in PAIRS[:2]
+    for key in ("chosen", "rejected")
+]
+
+
+def _write(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def _lora_b(model) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in model.named_parameters() if "lora_B" in n}
+
+
+def _config(tmp_path, data, **kw):
+    base = dict(
+        data=data,
+        output_dir=str(tmp_path / "out"),
+        max_steps=1,
+        per_device_train_batch_size=2,
+        learning_rate=1e-2,
+        lora_r=4,
+        lora_alpha=8,
+        max_length=128,
+        save_steps=1,
+    )
+    return TrainConfig(**{**base, **kw})
+
+
+def _step_changes_lora_b(method, rows, tmp_path, tiny_model_dir):
+    from flr.train import load_training_records
+
+    cfg = _config(tmp_path, _write(tmp_path / "data.jsonl", rows))
+    mc = ModelConfig(model=str(tiny_model_dir), device="cpu", dtype="float32")
+    trainer = build_trainer(method, cfg, mc, load_training_records(cfg, method))
+    before = _lora_b(trainer.model)
+    assert before and all(torch.count_nonzero(b) == 0 for b in before.values())  # peft starts B at zero
+    trainer.train()
+    after = _lora_b(trainer.model)
+    assert after.keys() == before.keys()
+    assert any(not torch.equal(before[n], after[n]) for n in before)
+    return trainer
+
+
+def test_dpo_step_changes_lora_b(tmp_path, tiny_model_dir):
+    trainer = _step_changes_lora_b("dpo", PAIRS, tmp_path, tiny_model_dir)
+    assert trainer.ref_model is None  # the reference is the base with adapters off, not a copy
+    logged = trainer.state.log_history[0]
+    assert "rewards/margins" in logged and "rewards/accuracies" in logged
+
+
+def test_kto_step_changes_lora_b(tmp_path, tiny_model_dir):
+    trainer = _step_changes_lora_b("kto", UNPAIRED, tmp_path, tiny_model_dir)
+    assert "kl" in trainer.state.log_history[0]
+
+
+def test_kto_needs_batch_of_two(tmp_path, tiny_model_dir):
+    cfg = _config(tmp_path, _write(tmp_path / "d.jsonl", UNPAIRED), per_device_train_batch_size=1)
+    with pytest.raises(FLRError, match="at least 2"):
+        train("kto", cfg, ModelConfig(model=str(tiny_model_dir), device="cpu"))
+
+
+def test_missing_columns_are_reported(tmp_path, tiny_model_dir):
+    cfg = _config(tmp_path, _write(tmp_path / "d.jsonl", UNPAIRED))
+    with pytest.raises(FLRError, match="dpo needs"):
+        train("dpo", cfg, ModelConfig(model=str(tiny_model_dir), device="cpu"))
+
+
+def test_feedback_labels_cover_only_the_feedback(tokenizer):
+    renderer = ChatRenderer(tokenizer)
+    prompt, response, feedback = "Name a prime number.", "Seven is prime.", "Great, that is exactly what I needed!"
+    ex = feedback_example(renderer, prompt, response, feedback)
+    ids, labels = ex["input_ids"], ex["labels"]
+    assert len(ids) == len(labels)
+    scored = [i for i, label in enumerate(labels) if label != -100]
+    assert scored == list(range(scored[0], len(ids)))  # one contiguous span at the end
+    assert [labels[i] for i in scored] == [ids[i] for i in scored]
+    assert tokenizer.decode([ids[i] for i in scored]).strip() == feedback
+    context = tokenizer.decode(ids[: scored[0]])
+    assert context.endswith("<|im_start|>user\n") and response in context and prompt in context
+    # the same tokens the FLR scorer reads for this follow-up
+    item = renderer.followup_item(prompt, response, [feedback])
+    start, end = item.spans[0]
+    assert [ids[i] for i in scored] == item.continuations[0][start:end]
+
+
+def test_feedback_sft_keeps_our_labels_and_trains(tmp_path, tiny_model_dir):
+    rows = [
+        {"prompt": "Name a prime.", "response": "Seven.", "feedback": "Perfect, thanks!"},
+        {"prompt": "Say hi.", "response": "Goodbye.", "feedback": "That is not what I asked for."},
+    ]
+    trainer = _step_changes_lora_b("feedback", rows, tmp_path, tiny_model_dir)
+    labels = trainer.train_dataset[0]["labels"]
+    ids = trainer.train_dataset[0]["input_ids"]
+    kept = [t for t, label in zip(ids, labels) if label != -100]
+    assert trainer.processing_class.decode(kept).strip() in {r["feedback"] for r in rows}
+
+
+def test_train_writes_adapter_summary_plot_and_resumes(tmp_path, tiny_model_dir):
+    data = _write(tmp_path / "pairs.jsonl", PAIRS)
+    mc = ModelConfig(model=str(tiny_model_dir), device="cpu", dtype="float32")
+    first = train("dpo", _config(tmp_path, data, max_steps=2), mc)
+    out = tmp_path / "out"
+    assert first["steps"] == 2 and first["resumed_from"] is None
+    assert (out / "adapter_config.json").exists() and (out / "training.png").stat().st_size > 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert [s for s, _ in summary["curves"]["loss"]] == [1, 2]
+    assert "rewards/margins" in summary["final"]
+    assert (out / "checkpoint-2" / "optimizer.pt").exists()
+    second = train("dpo", _config(tmp_path, data, max_steps=3), mc)  # auto-resume from checkpoint-2
+    assert second["resumed_from"].endswith("checkpoint-2") and second["steps"] == 3
+    assert [s for s, _ in second["curves"]["loss"]] == [1, 2, 3]  # the earlier log history came back too
