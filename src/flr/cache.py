@@ -25,7 +25,7 @@ class ScoreCache:
     def __init__(self, path: str | os.PathLike | None = None):
         self.path = Path(path) if path else cache_dir() / "scores.sqlite"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path)
+        self.db = sqlite3.connect(self.path, timeout=120)  # several runs may share one cache
         self.db.execute(
             "CREATE TABLE IF NOT EXISTS scores (scorer TEXT, key TEXT, reward REAL, categories TEXT, "
             "truncated INTEGER, PRIMARY KEY (scorer, key))"

@@ -10,6 +10,7 @@ follows therefore stay correct: the shared prefix is just shorter.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -75,6 +76,7 @@ class ChatRenderer:
         self.chat_template = tokenizer.chat_template or PLAIN_CHAT_TEMPLATE
         if not tokenizer.chat_template:
             logger.info("the tokenizer has no chat template: using the plain 'User:/Assistant:' template")
+        self._special_tokens: list[str] | None = None
         self.prefix_preserving = self._check_prefix_preserving()
 
     def render(self, messages: Sequence[Message], add_generation_prompt: bool = False) -> str:
@@ -108,7 +110,7 @@ class ChatRenderer:
     def response_item(self, conversation, response: str) -> ScoringItem:
         """Score the response itself given the conversation (the direct baseline)."""
         conv = normalize_conversation(conversation)
-        return self._fit(conv, response, self._response_item, cut_response=False)
+        return self._fit(conv, response, self._response_item, cut_response=True)
 
     def _followup_item(self, conv, response, followups) -> ScoringItem:
         base = conv + [{"role": "assistant", "content": response}]
@@ -120,9 +122,8 @@ class ChatRenderer:
         return self._item([text], [response])
 
     def _item(self, texts: list[str], targets: list[str]) -> ScoringItem:
-        enc = self.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
         rows = []
-        for text, target, ids, offsets in zip(texts, targets, enc["input_ids"], enc["offset_mapping"]):
+        for text, target, (ids, offsets) in zip(texts, targets, self._encode(texts)):
             start = text.rfind(target)
             if start < 0 or not target:
                 raise FLRError(f"the chat template changed the text {target[:40]!r}; cannot locate it to score")
@@ -143,12 +144,40 @@ class ChatRenderer:
         spans = [(first - shared, last - shared) for _, first, last in rows]
         return ScoringItem(prefix=prefix, continuations=continuations, spans=spans)
 
+    def _encode(self, texts: list[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
+        """Token ids and character offsets of each text; the text all of them share is tokenized only once.
+
+        The shared text is cut at the start of a special token (tokenized atomically, so the cut cannot change
+        the tokens); the result is checked against a full tokenization of the first text, else all are redone.
+        """
+        tok = self.tokenizer
+        if len(texts) > 1:
+            split = self._special_boundary(os.path.commonprefix(texts))
+            if split > 0:
+                head = tok(texts[0][:split], add_special_tokens=False, return_offsets_mapping=True)
+                tails = tok([t[split:] for t in texts], add_special_tokens=False, return_offsets_mapping=True)
+                if head["input_ids"] + tails["input_ids"][0] == tok(texts[0], add_special_tokens=False)["input_ids"]:
+                    return [
+                        (head["input_ids"] + ids, head["offset_mapping"] + [(a + split, b + split) for a, b in offs])
+                        for ids, offs in zip(tails["input_ids"], tails["offset_mapping"])
+                    ]
+        enc = tok(texts, add_special_tokens=False, return_offsets_mapping=True)
+        return list(zip(enc["input_ids"], enc["offset_mapping"]))
+
+    def _special_boundary(self, text: str) -> int:
+        """Where the last special token in ``text`` starts (0 if none)."""
+        if self._special_tokens is None:
+            decoder = getattr(self.tokenizer, "added_tokens_decoder", {}) or {}
+            self._special_tokens = [t.content for t in decoder.values() if getattr(t, "special", False) and t.content]
+        return max((text.rfind(t) for t in self._special_tokens), default=-1) if self._special_tokens else 0
+
     # -- truncation ------------------------------------------------------------------------------------
 
     def _fit(self, conv: list[Message], response: str, build, *, cut_response: bool) -> ScoringItem:
         """Cap the length: drop the oldest turns, then cut the prompt's start, then the response's start.
 
-        The scored text (follow-up, or the response for the direct baseline's target) is never cut.
+        A follow-up is never cut. For the direct baseline the response is the scored text: when it alone is too
+        long, its start is cut and the rest is scored.
         """
         item = build(conv, response)
         if self.max_length is None or item.max_length <= self.max_length:

@@ -34,9 +34,22 @@ def build_parser() -> argparse.ArgumentParser:
         except ModuleNotFoundError as exc:
             if exc.name == f"flr.commands.{name}":
                 continue
-            raise
+            if exc.name and exc.name.split(".")[0] == "flr":
+                raise
+            _unavailable(subparsers, name, exc.name)  # an optional dependency is missing: say so when used
+            continue
         module.make_parser(subparsers)
     return parser
+
+
+def _unavailable(subparsers, name: str, package: str) -> None:
+    parser = subparsers.add_parser(name, help=f"(needs the package '{package}')", add_help=False)
+    parser.add_argument("rest", nargs=argparse.REMAINDER)
+
+    def fail(args):
+        raise FLRError(f"'flr {name}' needs the package '{package}': pip install {package}")
+
+    parser.set_defaults(func=fail)
 
 
 def main(argv: list[str] | None = None) -> int:

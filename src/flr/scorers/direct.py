@@ -27,6 +27,7 @@ class DirectLikelihood(BaseScorer):
         return {
             "scorer": self.name,
             "model": self.model_name,
+            "dtype": str(next(self.model.parameters()).dtype).replace("torch.", ""),
             **{k: v for k, v in config_dict(self.config).items() if k in keep},
         }
 

@@ -81,11 +81,16 @@ class FollowUpReward(BaseScorer):
         self.followups = load_followups(self.config.followups).select(self.config.categories)
         self.utterances = self.followups.utterances
         names = list(self.followups.categories)
-        weights = [float(w) for w in self.config.weights.split(",")] if self.config.weights else [1.0] * len(names)
-        if len(weights) != len(names):
-            from flr.errors import FLRError
+        from flr.errors import FLRError
 
+        try:
+            weights = [float(w) for w in self.config.weights.split(",")] if self.config.weights else [1.0] * len(names)
+        except ValueError:
+            raise FLRError(f"--weights must be comma-separated numbers, got {self.config.weights!r}") from None
+        if len(weights) != len(names):
             raise FLRError(f"--weights has {len(weights)} values for {len(names)} categories {names}")
+        if sum(weights) == 0:
+            raise FLRError(f"--weights must not sum to zero, got {self.config.weights!r}")
         self.weights = dict(zip(names, weights))
         self.renderer = ChatRenderer(tokenizer, include_eot=self.config.include_eot, max_length=self.config.max_length)
         self.chunk_size = max(self.config.batch_size * 4, 16)
@@ -94,6 +99,7 @@ class FollowUpReward(BaseScorer):
         return {
             "scorer": self.name,
             "model": self.model_name,
+            "dtype": str(next(self.model.parameters()).dtype).replace("torch.", ""),
             "followups": self.followups.fingerprint(),
             "weights": self.weights,
             **{k: v for k, v in config_dict(self.config).items() if k in ("statistic", "include_eot", "max_length")},
