@@ -15,6 +15,7 @@ import importlib.util
 import json
 import logging
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -128,7 +129,12 @@ def export_gguf(gguf_path: str | Path, out_dir: str | Path) -> Path:
     tmp = out_dir.with_name(out_dir.name + f".tmp{os.getpid()}")
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
-    tmp.rename(out_dir)  # atomic: a half-written export is never picked up
+    try:
+        tmp.rename(out_dir)  # atomic: a half-written export is never picked up
+    except OSError:
+        if not (out_dir / "config.json").exists():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)  # another process exported it first
     return out_dir
 
 
