@@ -30,7 +30,9 @@ def random_text(rng: random.Random, tokenizer, pool: list[int], lo: int, hi: int
     return " ".join(parts)
 
 
-def random_items(tokenizer, seed: int, n: int = 6, *, max_length: int | None = None, include_eot: bool = False):
+def random_items(
+    tokenizer, seed: int, n: int = 6, *, max_length: int | None = None, include_eot: bool = False, direct: float = 0.3
+):
     rng = random.Random(seed)
     special = set(tokenizer.added_tokens_decoder)
     pool = [i for i in range(len(tokenizer)) if i not in special]
@@ -42,13 +44,13 @@ def random_items(tokenizer, seed: int, n: int = 6, *, max_length: int | None = N
             conv.append({"role": "system", "content": random_text(rng, tokenizer, pool, 2, 8)})
         for t in range(rng.randint(1, 3)):
             if t:
-                conv.append({"role": "assistant", "content": random_text(rng, tokenizer, pool, 1, 20)})
-            conv.append({"role": "user", "content": random_text(rng, tokenizer, pool, 1, 30)})
-        response = random_text(rng, tokenizer, pool, 1, 40)
-        if rng.random() < 0.3:
+                conv.append({"role": "assistant", "content": random_text(rng, tokenizer, pool, 1, 10)})
+            conv.append({"role": "user", "content": random_text(rng, tokenizer, pool, 1, 15)})
+        response = random_text(rng, tokenizer, pool, 1, 20)
+        if rng.random() < direct:
             items.append(renderer.response_item(conv, response))
         else:
-            followups = [random_text(rng, tokenizer, pool, 1, 15) for _ in range(rng.randint(1, 7))]
+            followups = [random_text(rng, tokenizer, pool, 1, 8) for _ in range(rng.randint(1, 6))]
             items.append(renderer.followup_item(conv, response, followups))
     return items
 
@@ -74,7 +76,8 @@ def reference(tiny, items):
 
 def test_items_are_varied(items):
     """Guard the generator: single- and multi-continuation items, varied lengths."""
-    assert {len(it.continuations) for it in items} >= {1, 3}
+    counts = {len(it.continuations) for it in items}
+    assert 1 in counts and len(counts) >= 3
     assert len({len(it.prefix) for it in items}) > 4
     assert len({e - s for it in items for s, e in it.spans}) > 5
 
@@ -96,8 +99,10 @@ def test_packed_equals_reference_random(tiny, tokenizer, seed):
 
 
 def test_packed_equals_reference_truncated(tiny, tokenizer):
-    items = random_items(tokenizer, seed=4, n=6, max_length=48)
-    assert any(it.truncated for it in items)
+    items = random_items(tokenizer, seed=4, n=6, max_length=72, direct=0.0)
+    items += random_items(tokenizer, seed=5, n=3, max_length=72, direct=1.0)
+    assert sum(it.truncated for it in items) >= 3
+    assert all(it.max_length <= 72 for it in items)
     assert_same(packed_logprobs(tiny[0], items), reference_logprobs(tiny[0], items))
 
 
@@ -112,14 +117,13 @@ def test_packed_batch_size_invariance(tiny, items, reference):
 
 def test_packed_splits_continuations_across_rows(tiny, items, reference):
     model, _ = tiny
-    budget = max(it.max_length for it in items)
+    budget = min(it.num_tokens for it in items if len(it.continuations) > 2) - 1
     rows = kernel._plan_rows(items, max_row_tokens=budget)
     assert len(rows) > len(items)  # some examples' continuations are spread over several rows
     for i, item in enumerate(items):
         covered = sorted(k for r in rows if r.item == i for k in r.conts)
         assert covered == list(range(len(item.continuations)))
     assert_same(packed_logprobs(model, items, token_budget=budget), reference)
-    assert_same(packed_logprobs(model, items, token_budget=budget, max_batch=3), reference)
     # a budget below one continuation's length still works: one continuation per row
     assert_same(packed_logprobs(model, items, token_budget=1), reference)
 
@@ -139,7 +143,7 @@ def test_reference_padding_and_batch_size(tiny, items, reference, padding_side, 
 
 
 def test_dispatch(tiny, items, reference):
-    assert_same(continuation_logprobs(tiny[0], items, method="reference"), reference)
+    assert_same(continuation_logprobs(tiny[0], items[:2], method="reference"), reference[:2])
     assert_same(continuation_logprobs(tiny[0], items, method="packed", max_batch=2), reference)
     with pytest.raises(ValueError, match="unknown method"):
         continuation_logprobs(tiny[0], items, method="fast")
@@ -153,7 +157,7 @@ def test_eager_attention(tiny_model_dir, tiny, items, reference):
     assert tiny[0].config._attn_implementation != "eager"
     assert_same(packed_logprobs(eager, items), reference)
     assert_same(packed_logprobs(eager, items, token_budget=64, max_batch=2), reference)
-    assert_same(reference_logprobs(eager, items, batch_size=4, padding_side="left"), reference)
+    assert_same(reference_logprobs(eager, items[:3], batch_size=3, padding_side="left"), reference[:3])
 
 
 def test_head_sees_only_scored_positions(tiny, items, reference, monkeypatch):
@@ -174,15 +178,28 @@ def test_head_sees_only_scored_positions(tiny, items, reference, monkeypatch):
     assert_same(out, reference)
 
 
-def test_followup_reward_invariance(tiny):
+SMALL_SET = """
+categories:
+  understanding:
+    positive: ["Got it, thanks!", "That makes sense."]
+    negative: ["I'm still confused.", "Huh? What do you mean?"]
+  engagingness:
+    positive: ["Wow, tell me more!"]
+    negative: ["Boring.", "Whatever, never mind.", "Can we talk about something else?"]
+"""
+
+
+def test_followup_reward_invariance(tiny, tmp_path):
     """FLR rewards do not depend on the batch size or the kernel path."""
     model, tokenizer = tiny
+    followups = tmp_path / "small.yaml"
+    followups.write_text(SMALL_SET)
     rng = random.Random(5)
     special = set(tokenizer.added_tokens_decoder)
     pool = [i for i in range(len(tokenizer)) if i not in special]
     records = [
-        {"prompt": random_text(rng, tokenizer, pool, 2, 25), "response": random_text(rng, tokenizer, pool, 1, 30)}
-        for _ in range(5)
+        {"prompt": random_text(rng, tokenizer, pool, 2, 15), "response": random_text(rng, tokenizer, pool, 1, 20)}
+        for _ in range(3)
     ]
     records.append(
         {
@@ -195,18 +212,85 @@ def test_followup_reward_invariance(tiny):
         }
     )
     results = {}
-    for method in ("packed", "reference"):
-        for batch_size in (1, 8):
-            config = FLRConfig(method=method, batch_size=batch_size)
-            results[method, batch_size] = FollowUpReward(model, tokenizer, config).score(records)
-    base = results["reference", 1]
+    for method, batch_size in (("reference", 8), ("packed", 1), ("packed", 8)):
+        config = FLRConfig(followups=str(followups), method=method, batch_size=batch_size)
+        results[method, batch_size] = FollowUpReward(model, tokenizer, config).score(records)
+    base = results["reference", 8]
     assert len({round(r.reward, 3) for r in base}) > 1
     for key, res in results.items():
-        for a, b in zip(res, base):
+        for a, b in zip(res, base, strict=True):
             assert a.reward == pytest.approx(b.reward, abs=ATOL), key
-            assert a.categories.keys() == b.categories.keys()
+            assert a.categories.keys() == b.categories.keys() == {"understanding", "engagingness"}
             for c in a.categories:
                 assert a.categories[c] == pytest.approx(b.categories[c], abs=ATOL), key
+            assert len(a.details) == len(b.details) == 8
             for da, db in zip(a.details, b.details):
                 assert da["tokens"] == db["tokens"]
                 assert da["logprob_mean"] == pytest.approx(db["logprob_mean"], abs=ATOL), key
+                assert da["logprob_sum"] == pytest.approx(db["logprob_sum"], abs=ATOL * da["tokens"]), key
+
+
+def test_followup_reward_default_set_batch_invariance(tiny):
+    """The full default set (60 follow-ups) through the packed path: batch size 1 == 8."""
+    model, tokenizer = tiny
+    records = [{"prompt": "What is the capital of France?", "response": r} for r in ("Paris.", "I like turtles.")]
+    records.append({"prompt": "Write a haiku.", "response": "Leaves fall, quiet pond; a frog waits for spring rain."})
+    one = FollowUpReward(model, tokenizer, FLRConfig(batch_size=1)).score(records)
+    many = FollowUpReward(model, tokenizer, FLRConfig(batch_size=8, token_budget=2048)).score(records)
+    for a, b in zip(one, many, strict=True):
+        assert len(a.details) == 60
+        assert a.reward == pytest.approx(b.reward, abs=ATOL)
+
+
+# ChatML that writes a length tag before the last user message: renderings differ before each follow-up, so
+# the shared prefix stops early and scored spans start inside the continuations (start > 0).
+TAGGING_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' }}"
+    "{% if loop.last and message['role'] == 'user' %}{{ '[' ~ (message['content'] | length) ~ ' chars] ' }}{% endif %}"
+    "{{ message['content'] + '<|im_end|>\n' }}"
+    "{% endfor %}"
+)
+
+
+def test_spans_that_start_inside_the_continuation(tiny, tokenizer):
+    import copy
+
+    tok = copy.deepcopy(tokenizer)
+    tok.chat_template = TAGGING_TEMPLATE
+    renderer = ChatRenderer(tok, include_eot=True)
+    followups = ["Thanks!", "I did not ask for that at all.", "Hmm, why is that so?"]
+    item = renderer.followup_item("What is 2+2?", "It is 4.", followups)
+    assert all(start > 0 for start, _ in item.spans)
+    assert [tok.decode(c[s:e]) for c, (s, e) in zip(item.continuations, item.spans)] == [
+        " " + f + "<|im_end|>" for f in followups
+    ]
+    items = [item, random_items(tokenizer, seed=9, n=1, direct=0.0)[0]]
+    ref = reference_logprobs(tiny[0], items, batch_size=2, padding_side="left")
+    assert_same(packed_logprobs(tiny[0], items), ref)
+    assert_same(packed_logprobs(tiny[0], items, token_budget=1), ref)
+
+
+def test_no_items(tiny):
+    assert packed_logprobs(tiny[0], []) == [] == reference_logprobs(tiny[0], [])
+
+
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+def test_prefix_cache_path(tiny_model_dir, items, reference, attn, monkeypatch):
+    """The KV-cache variant of the packed path (prefixes first, continuations against their cache) is exact too."""
+    import inspect
+
+    from flr.models import load_model
+
+    if "prefix_cache" not in inspect.signature(packed_logprobs).parameters:
+        pytest.skip("this kernel has no prefix_cache option")
+    model, _ = load_model(str(tiny_model_dir), device="cpu", dtype="float32", attn_implementation=attn)
+    monkeypatch.setattr(kernel, "LOGIT_CHUNK", 5)
+    seen: list[int] = []
+    handle = model.get_output_embeddings().register_forward_hook(lambda m, args, out: seen.append(args[0].shape[0]))
+    try:
+        assert_same(packed_logprobs(model, items, prefix_cache=True), reference)
+        assert sum(seen) == sum(e - s for it in items for s, e in it.spans) and max(seen) <= 5
+        assert_same(packed_logprobs(model, items, prefix_cache=True, max_batch=1, token_budget=64), reference)
+    finally:
+        handle.remove()

@@ -125,6 +125,9 @@ class ChatRenderer:
         rows = []
         for text, target, (ids, offsets) in zip(texts, targets, self._encode(texts)):
             start = text.rfind(target)
+            if start < 0 and target.strip():  # templates that trim each message (Llama 3, Gemma, Mistral, ...)
+                target = target.strip()
+                start = text.rfind(target)
             if start < 0 or not target:
                 raise FLRError(f"the chat template changed the text {target[:40]!r}; cannot locate it to score")
             end = start + len(target)
@@ -185,8 +188,8 @@ class ChatRenderer:
         conv = list(conv)
         system = [m for m in conv[:1] if m["role"] == "system"]
         turns = conv[len(system) :]
-        while len(turns) > 1 and item.max_length > self.max_length:
-            turns = turns[1:]
+        while len(turns) > 2 and item.max_length > self.max_length:
+            turns = turns[2:]  # a (user, assistant) pair at a time: templates that check alternation stay happy
             item = build(system + turns, response)
         for _ in range(8):  # token counts shift a little at the cut: a few rounds settle it
             excess = item.max_length - self.max_length
@@ -197,7 +200,12 @@ class ChatRenderer:
             turns = [{**turns[0], "content": self._drop_left(first, cut_prompt)}] + turns[1:]
             if cut_prompt < excess and cut_response:
                 response = self._drop_left(response, excess - cut_prompt)
-            item = build(system + turns, response)
+            try:
+                item = build(system + turns, response)
+            except FLRError:
+                if response.strip():
+                    raise
+                break  # the direct baseline's response is cut away entirely: "too small" below
         if item.max_length > self.max_length:
             raise FLRError(f"--max-length {self.max_length} is too small for the scored text itself")
         item.truncated = True

@@ -55,11 +55,12 @@ def read_records(
     source = str(source)
     path = Path(source)
     mapping = parse_field_map(field_map)
-    if path.suffix in FILE_SUFFIXES:
+    suffix = path.suffix.lower()
+    if suffix in FILE_SUFFIXES:
         if not path.exists():
             raise FLRError(f"input file not found: {source}")
         reader = {".jsonl": _read_jsonl, ".json": _read_json, ".csv": _read_csv, ".parquet": _read_parquet}
-        records = reader[path.suffix](path)
+        records = reader[suffix](path)
     elif path.is_dir() and any((path / f).exists() for f in ("dataset_info.json", "dataset_dict.json")):
         records = _read_hf(source, split, from_disk=True)
     elif path.exists() or source.startswith((".", "/", "~")):
@@ -77,7 +78,7 @@ def read_records(
 
 def _read_jsonl(path: Path) -> list[Record]:
     records = []
-    with path.open(encoding="utf-8") as f:
+    with path.open(encoding="utf-8-sig") as f:  # -sig: a byte-order mark (Windows editors, Excel) is skipped
         for n, line in enumerate(f, 1):
             if not line.strip():
                 continue
@@ -93,7 +94,7 @@ def _read_jsonl(path: Path) -> list[Record]:
 
 def _read_json(path: Path) -> list[Record]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as exc:
         raise InputError(f"not valid JSON ({exc.msg}, column {exc.colno})", file=str(path), line=exc.lineno) from None
     if isinstance(data, dict):
@@ -101,12 +102,12 @@ def _read_json(path: Path) -> list[Record]:
         data = lists[0] if len(lists) == 1 else [data]
     for i, row in enumerate(data):
         if not isinstance(row, dict):
-            raise InputError(f"record {i + 1} is not a JSON object", file=str(path))
+            raise InputError(f"record {i + 1} is not a JSON object", file=str(path), line=i + 1)
     return [Record(str(path), i + 1, row) for i, row in enumerate(data)]
 
 
 def _read_csv(path: Path) -> list[Record]:
-    with path.open(encoding="utf-8", newline="") as f:
+    with path.open(encoding="utf-8-sig", newline="") as f:
         reader = csv.DictReader(f)
         return [Record(str(path), reader.line_num, dict(row)) for row in reader]
 
@@ -200,6 +201,13 @@ def to_scoring_input(record: Record, response_field: str = "response") -> dict:
             )
         if not messages[-1]["content"].strip():
             raise InputError("empty response", file=record.source, line=record.line, field="messages")
+        if len(messages) == 1:
+            raise InputError(
+                "no conversation before the assistant's response",
+                file=record.source,
+                line=record.line,
+                field="messages",
+            )
         return {"prompt": messages[:-1], "response": messages[-1]["content"]}
     return {"prompt": get_prompt(record), "response": get_text(record, response_field)}
 

@@ -11,6 +11,7 @@ A spec is one of:
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import logging
@@ -155,7 +156,8 @@ def resolve_spec(spec: str) -> str:
     if path.suffix == ".gguf":
         if not path.exists():
             raise FLRError(f"GGUF file not found: {spec}")
-        out = cache_dir() / "models" / (path.stem + "-" + str(abs(hash(str(path.resolve()))) % 10**8))
+        digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:8]
+        out = cache_dir() / "models" / f"{path.stem}-{digest}"
         if not (out / "config.json").exists():
             out.parent.mkdir(parents=True, exist_ok=True)
             export_gguf(path, out)
@@ -218,7 +220,7 @@ def load_model(
             model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
             tokenizer_spec = tokenizer or path
         tok = load_tokenizer(tokenizer_spec, revision=revision, trust_remote_code=trust_remote_code)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         raise FLRError(f"cannot load model '{spec}': {str(exc).splitlines()[0]}") from exc
     model.to(torch_device).eval()
     return model, tok

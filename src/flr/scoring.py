@@ -44,8 +44,17 @@ def _key(row: dict) -> tuple:
     return (row.get("prompt", row.get("messages")), row.get("response"))
 
 
-def score_file(scorer: BaseScorer, job: ScoreJobConfig, *, progress: bool = True) -> dict:
-    """Score ``job.input`` into ``job.output``; returns counts (scored now, resumed, skipped)."""
+@dataclass
+class ScoreInputs:
+    """Validated input: scoring records, the original rows they came from, and how many were skipped."""
+
+    inputs: list[dict]
+    rows: list[dict]
+    skipped: int
+
+
+def load_inputs(job: ScoreJobConfig) -> ScoreInputs:
+    """Read and validate every record (before any model is loaded, so bad input fails fast)."""
     records = read_records(job.input, split=job.split, field_map=job.field_map, limit=job.limit)
     inputs, rows, skipped = [], [], 0
     for record in records:
@@ -57,6 +66,15 @@ def score_file(scorer: BaseScorer, job: ScoreJobConfig, *, progress: bool = True
                 raise
             skipped += 1
             logger.warning("skipping %s", exc)
+    return ScoreInputs(inputs, rows, skipped)
+
+
+def score_file(
+    scorer: BaseScorer, job: ScoreJobConfig, *, data: ScoreInputs | None = None, progress: bool = True
+) -> dict:
+    """Score ``job.input`` into ``job.output``; returns counts (scored now, resumed, skipped)."""
+    data = data or load_inputs(job)
+    inputs, rows, skipped = data.inputs, data.rows, data.skipped
     keys = content_keys(_key(r) for r in rows)
     _check_same_scorer(job.output, scorer)
     with ResumableWriter(job.output, key=lambda done: content_keys(_key(r) for r in done)) as writer:

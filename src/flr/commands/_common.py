@@ -12,6 +12,10 @@ from transformers import HfArgumentParser
 from flr.errors import FLRError
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults in the help, and examples (the epilog) kept as written."""
+
+
 def add_command(subparsers, name: str, *, help: str, dataclasses_: tuple = (), description: str | None = None):
     """A subcommand whose flags come from config dataclasses (``--batch-size`` and ``--batch_size`` both work).
 
@@ -22,7 +26,7 @@ def add_command(subparsers, name: str, *, help: str, dataclasses_: tuple = (), d
         help=help,
         description=description or help,
         dataclass_types=list(dataclasses_),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--config", default=None, help="YAML file of flag values; flags on the command line win.")
     parser.set_defaults(_parser=parser)

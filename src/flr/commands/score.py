@@ -6,7 +6,7 @@ from flr.commands._common import add_command, add_positional, to_configs
 from flr.errors import FLRError
 from flr.models import ModelConfig, model_name
 from flr.scorers import FLRConfig, build_scorer
-from flr.scoring import ScoreJobConfig, score_file
+from flr.scoring import ScoreJobConfig, load_inputs, score_file
 
 EXAMPLES = """examples:
   flr score pairs.jsonl -o scored.jsonl                       # FLR with the embedded SmolLM2-135M-Instruct
@@ -36,10 +36,11 @@ def main(args) -> int:
     job, flr_config, model_config = to_configs(args, ScoreJobConfig, FLRConfig, ModelConfig)
     if not job.input or not job.output:
         raise FLRError("give an INPUT file and -o OUTPUT.jsonl")
+    data = load_inputs(job)  # validate before loading a model
     scorer = build_scorer(
         job.scorer, model_config=model_config, config=flr_config, model_name=model_name(model_config.model)
     )
-    counts = score_file(scorer, job)
+    counts = score_file(scorer, job, data=data)
     print(
         f"flr score: {counts['scored']} scored, {counts['resumed']} already done, {counts['skipped']} skipped "
         f"-> {counts['output']}"
