@@ -67,6 +67,53 @@ def max_diff(a, b) -> float:
     return worst
 
 
+def check_width_multiple() -> int:
+    """Widths rounded up to a multiple (as on GPUs): same numbers, both layouts."""
+    import flr.logprobs as kernel
+
+    model = tiny_model("sdpa", 2)
+    items = random_items(random.Random(11), model.config.vocab_size, 6)
+    ref = reference_logprobs(model, items)
+    real = kernel._width_multiple
+    worst = 0.0
+    try:
+        for m in (7, 64):
+            kernel._width_multiple = lambda device, m=m: m
+            for pc in (False, True):
+                worst = max(worst, max_diff(ref, packed_logprobs(model, items, prefix_cache=pc, max_batch=3)))
+    finally:
+        kernel._width_multiple = real
+    print(f"width multiple 7/64: max|d|={worst:.1e} {'ok' if worst <= TOL else 'FAIL'}")
+    return int(worst > TOL)
+
+
+def check_oom_backoff() -> int:
+    """Simulated out-of-memory on batches over 2 rows and rows over 2 continuations: same numbers as without."""
+    import flr.logprobs as kernel
+
+    model = tiny_model("sdpa", 2)
+    items = random_items(random.Random(7), model.config.vocab_size, 9)
+    ref = packed_logprobs(model, items)
+    real = kernel._packed_batch
+    calls = []
+
+    def flaky(backbone, head, lm, rows, *args):
+        calls.append((len(rows), max(len(r.conts) for r in rows)))
+        if len(rows) > 2 or any(len(r.conts) > 2 for r in rows):
+            raise torch.OutOfMemoryError("simulated")
+        return real(backbone, head, lm, rows, *args)
+
+    kernel._packed_batch = flaky
+    try:
+        got = packed_logprobs(model, items)
+    finally:
+        kernel._packed_batch = real
+    d = max_diff(ref, got)
+    ok = d <= 1e-6 and any(c[0] > 2 for c in calls) and any(c[1] > 2 for c in calls)
+    print(f"OOM back-off: {len(calls)} attempts, max|d|={d:.1e} {'ok' if ok else 'FAIL'}")
+    return 0 if ok else 1
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="cpu")
@@ -88,19 +135,28 @@ def main(argv=None) -> int:
                     "packed max_batch=1": packed_logprobs(model, items, max_batch=1),
                     "packed budget=48": packed_logprobs(model, items, token_budget=48),
                     "packed budget=1": packed_logprobs(model, items, token_budget=1),
+                    "prefix_cache": packed_logprobs(model, items, prefix_cache=True),
+                    "prefix_cache mb=2": packed_logprobs(model, items, prefix_cache=True, max_batch=2),
+                    "prefix_cache mb=1": packed_logprobs(model, items, prefix_cache=True, max_batch=1),
+                    "prefix_cache b=48": packed_logprobs(model, items, prefix_cache=True, token_budget=48),
+                    "no_cache": packed_logprobs(model, items, prefix_cache=False),
                 }
                 for name, got in variants.items():
                     d = max_diff(ref, got)
                     ok = d <= TOL
                     failures += not ok
-                    if not ok or name == "packed default":
-                        print(f"seed={seed} attn={attn} kv={kv_heads} {name:20s} max|d|={d:.2e} {'ok' if ok else 'FAIL'}")
+                    if not ok or name in ("packed default", "prefix_cache"):
+                        print(
+                            f"seed={seed} attn={attn} kv={kv_heads} {name:20s} max|d|={d:.2e} {'ok' if ok else 'FAIL'}"
+                        )
                 # batch invariance: an item alone gives the same numbers as inside a batch
                 alone = [packed_logprobs(model, [it])[0] for it in items]
                 d = max_diff(alone, variants["packed default"])
                 failures += d > TOL
                 if d > TOL:
                     print(f"seed={seed} attn={attn} kv={kv_heads} packed alone vs batch max|d|={d:.2e} FAIL")
+    failures += check_oom_backoff()
+    failures += check_width_multiple()
     print("ALL OK" if not failures else f"{failures} FAILURES")
     return 1 if failures else 0
 

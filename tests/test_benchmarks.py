@@ -64,10 +64,11 @@ def _id_key(record: dict):
 
 
 def test_registry_names_and_kinds():
-    assert sorted(BENCHMARKS) == sorted(PAIRWISE + SYSTEM)
+    assert sorted(BENCHMARKS) == sorted(PAIRWISE + SYSTEM + ["demo"])
     for name, bench in BENCHMARKS.items():
         assert bench.name == name
         assert bench.kind == ("system" if name in SYSTEM else "pairwise")
+
         assert (bench.load_targets is not None) == (bench.kind == "system")
         assert bench.source.strip() and "\n" not in bench.source and bench.description.strip()
 
@@ -207,3 +208,10 @@ def test_detect_kind_errors():
     assert err.value.line == 2 and err.value.field == "rejected"
     with pytest.raises(InputError, match="no records"):
         detect_kind([], "empty.jsonl")
+
+
+def test_demo_sample_ships_with_the_package(monkeypatch):
+    monkeypatch.setenv("FLR_DATA_DIR", "/nonexistent")  # the demo needs no shared data
+    records = load_benchmark("demo")
+    assert len(records) == 24 and len({r["id"] for r in records}) == 24
+    assert all(r["chosen"] != r["rejected"] and r["prompt"].strip() for r in records)

@@ -136,3 +136,19 @@ def test_train_writes_adapter_summary_plot_and_resumes(tmp_path, tiny_model_dir)
     second = train("dpo", _config(tmp_path, data, max_steps=3), mc)  # auto-resume from checkpoint-2
     assert second["resumed_from"].endswith("checkpoint-2") and second["steps"] == 3
     assert [s for s, _ in second["curves"]["loss"]] == [1, 2, 3]  # the earlier log history came back too
+
+
+def test_feedback_adapter_raises_the_feedback_likelihood_flr_reads(tmp_path, tiny_model_dir):
+    from flr.logprobs import continuation_logprobs
+    from flr.models import load_model
+
+    rows = [{"prompt": "Name a prime.", "response": "Seven.", "feedback": "Perfect, thanks a lot!"}] * 2
+    cfg = _config(tmp_path, _write(tmp_path / "fb.jsonl", rows), max_steps=3)
+    train("feedback", cfg, ModelConfig(model=str(tiny_model_dir), device="cpu", dtype="float32"))
+
+    def feedback_logprob(spec):
+        model, tokenizer = load_model(spec, device="cpu", dtype="float32")  # an adapter folder is a model spec
+        item = ChatRenderer(tokenizer).followup_item(rows[0]["prompt"], rows[0]["response"], [rows[0]["feedback"]])
+        return float(continuation_logprobs(model, [item])[0][0].mean())
+
+    assert feedback_logprob(cfg.output_dir) > feedback_logprob(str(tiny_model_dir)) + 0.1

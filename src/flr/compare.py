@@ -120,7 +120,8 @@ class LLMJudge:
                     "preference": _preference(margin, 0.0),
                     "margin_candidate_first": first,
                     "margin_candidate_second": second,
-                    "consistent": (first > 0) == (second > 0),
+                    # does the judge pick the same response in both orders? (undefined for identical responses)
+                    "consistent": None if candidates[i] == bases[i] else (first > 0) == (second > 0),
                 }
             )
         return out
@@ -185,8 +186,10 @@ def summarize(rows: Sequence[dict], *, n_resamples: int = 1000, seed: int = 0) -
         "mean_len_candidate": float(len_c.mean()) if len(rows) else float("nan"),
         "mean_len_base": float(len_b.mean()) if len(rows) else float("nan"),
     }
-    if rows and "consistent" in rows[0]:
-        out["position_consistency"] = float(np.mean([r["consistent"] for r in rows]))
+    out["identical"] = sum(r["candidate"] == r["base"] for r in rows if "candidate" in r)
+    consistent = [r["consistent"] for r in rows if r.get("consistent") is not None]
+    if consistent:
+        out["position_consistency"] = float(np.mean(consistent))
     return out
 
 
@@ -207,6 +210,7 @@ def write_report(path: str | Path, summary: dict, judge: dict, base: str, candid
         f"| win rate (ties = 1/2), 95% CI | {_fmt_ci(m['win_rate'], m['win_rate_ci'])} |",
         f"| length-controlled win rate, bootstrap 95% CI | {_fmt_ci(m['lc_win_rate'], m['lc_win_rate_ci'])} |",
         f"| wins / ties / losses | {m['wins']} / {m['ties']} / {m['losses']} |",
+        f"| identical responses (ties by construction) | {m['identical']} |",
         f"| mean length (chars), candidate / base | {m['mean_len_candidate']:.0f} / {m['mean_len_base']:.0f} |",
     ]
     if "position_consistency" in m:

@@ -5,16 +5,27 @@ Two paths compute the same numbers:
 - ``packed`` (fast): one row per example holds the prefix once, then every continuation; a 4D attention mask lets
   each continuation see the prefix and its own earlier tokens only, and position ids restart after the prefix for
   each continuation. The LM head and log-softmax run only at the scored positions. Cost ~ 2·N·(P + K·F) FLOPs
-  instead of 2·N·K·(P + F) and no K copies of the prefix's KV cache.
+  instead of 2·N·K·(P + F) and no K copies of the prefix's KV cache. With ``prefix_cache=True`` the prefixes are
+  run first on their own (plain causal attention, no mask when a batch's prefixes have one length) and the
+  continuations second, against the prefixes' KV cache (not repeated): attention then costs P²/2 + K·F·(P + K·F)
+  instead of (P + K·F)² per example, for one more pass of small kernel launches.
 - ``reference``: one ordinary forward pass per (prefix + continuation), full logits, full log-softmax. Plain and
   obviously right; the tests hold the fast path to it.
+
+Rows are sorted by length and packed into batches under a token budget (padded tokens per forward); a batch that
+runs out of device memory is split in halves (a single row over its continuations) and the budget shrinks for the
+rest of the call. The attention mask is built on the device from per-token segment ids, never in Python loops, and
+only [chunk, vocab] logits ever exist.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
 
 import torch
 
@@ -23,6 +34,7 @@ from flr.chat import ScoringItem
 logger = logging.getLogger(__name__)
 
 LOGIT_CHUNK = 1024  # rows of [*, vocab] logits materialized at once
+PAD_SEGMENT = -1  # segment id of padding; 0 is the prefix, 1..m the row's continuations
 
 
 @dataclass
@@ -61,6 +73,8 @@ def _plan_rows(items: Sequence[ScoringItem], max_row_tokens: int) -> list[_Row]:
     """One row per example; an example too long for one row is split into several rows over its continuations."""
     rows = []
     for i, item in enumerate(items):
+        if not item.prefix:
+            raise ValueError("a continuation needs a non-empty prefix to be conditioned on")
         current, length = [], len(item.prefix)
         for k, cont in enumerate(item.continuations):
             if current and length + len(cont) > max_row_tokens:
@@ -72,25 +86,143 @@ def _plan_rows(items: Sequence[ScoringItem], max_row_tokens: int) -> list[_Row]:
     return rows
 
 
-def _batches(rows: list[_Row], items, token_budget: int, max_batch: int | None):
+def _batches(rows: list[_Row], items, token_budget: int, max_batch: int | None) -> list[list[int]]:
     """Length-sorted batches whose padded size (rows x longest row) stays within the token budget."""
-    order = sorted(range(len(rows)), key=lambda r: rows[r].length(items[rows[r].item]), reverse=True)
-    batch, longest = [], 0
+    lengths = [row.length(items[row.item]) for row in rows]
+    order = sorted(range(len(rows)), key=lambda r: lengths[r], reverse=True)
+    batches, batch, longest = [], [], 0
     for r in order:
-        length = rows[r].length(items[rows[r].item])
-        if batch and (max(longest, length) * (len(batch) + 1) > token_budget or len(batch) == max_batch):
-            yield batch
+        if batch and (max(longest, lengths[r]) * (len(batch) + 1) > token_budget or len(batch) == max_batch):
+            batches.append(batch)
             batch, longest = [], 0
         batch.append(r)
-        longest = max(longest, length)
+        longest = max(longest, lengths[r])
     if batch:
-        yield batch
+        batches.append(batch)
+    return batches
 
 
-def _mask_value(model, dtype):
-    """Boolean masks for sdpa/flex; additive float masks for eager attention."""
-    impl = getattr(model.config, "_attn_implementation", "sdpa")
-    return impl == "eager"
+@dataclass
+class _Layout:
+    """One batch laid out as rows [prefix | (gap) | continuation 1 | ... | continuation m | padding]."""
+
+    input_ids: torch.Tensor  # [n, W] long
+    position_ids: torch.Tensor  # [n, W] long
+    segments: torch.Tensor  # [n, W] int32: 0 prefix, j continuation j of the row, PAD_SEGMENT padding
+    prefix_width: int  # continuations start here when the layout has a gap (prefix_cache), else 0
+    uniform_prefix: bool  # every row's prefix has the same length (no padding inside the prefix block)
+    gather_row: torch.Tensor  # [T] scored tokens: the row,
+    gather_pos: torch.Tensor  # [T] the position whose hidden state predicts the token,
+    targets: torch.Tensor  # [T] and the token
+    where: list[tuple[int, int, int]]  # (item, continuation, count) in the order of the scored tokens
+
+
+def _layout(rows: list[_Row], items, *, gap: bool, multiple: int = 1) -> _Layout:
+    """Token ids, positions, segment ids and scored positions of a batch, built with tensor ops (no per-token loop).
+
+    ``gap``: put every row's continuations after the longest prefix of the batch, so that the prefix block
+    ``[:, :prefix_width]`` can run on its own and the continuation block ``[:, prefix_width:]`` after it.
+    ``multiple``: round the width up to a multiple of this (fewer distinct shapes: kernel plans are cached per shape).
+    """
+    n = len(rows)
+    prefix_lens = [len(row.prefix) for row in rows]
+    width_p = max(prefix_lens) if gap else 0
+    # segments in token order across the batch: per row the prefix, (the gap), its continuations, then padding
+    seg_len, seg_id, seg_base, tokens = [], [], [], []
+    cont_rows, cont_offsets, cont_starts, cont_ends, where = [], [], [], [], []
+    row_lens = []
+    for b, row in enumerate(rows):
+        item, p = items[row.item], prefix_lens[b]
+        seg_len.append(p), seg_id.append(0), seg_base.append(0)
+        tokens.append(row.prefix)
+        offset = p
+        if gap and width_p > p:
+            seg_len.append(width_p - p), seg_id.append(PAD_SEGMENT), seg_base.append(p)
+            tokens.append([0] * (width_p - p))
+            offset = width_p
+        for j, k in enumerate(row.conts, start=1):
+            cont = item.continuations[k]
+            start, end = item.spans[k]
+            seg_len.append(len(cont)), seg_id.append(j), seg_base.append(p)
+            tokens.append(cont)
+            cont_rows.append(b), cont_offsets.append(offset), cont_starts.append(start), cont_ends.append(end)
+            where.append((row.item, k, end - start))
+            offset += len(cont)
+        row_lens.append(offset)
+    width = -(-max(row_lens) // multiple) * multiple
+    seg_len_t = torch.tensor(seg_len)
+    flat_ids = torch.tensor(list(chain.from_iterable(tokens)), dtype=torch.long)
+    seg_start = torch.cumsum(seg_len_t, 0) - seg_len_t
+    within_seg = torch.arange(len(flat_ids)) - torch.repeat_interleave(seg_start, seg_len_t)
+    row_len_t = torch.tensor(row_lens)
+    row_start = torch.cumsum(row_len_t, 0) - row_len_t
+    row_of = torch.repeat_interleave(torch.arange(n), row_len_t)
+    col_of = torch.arange(len(flat_ids)) - torch.repeat_interleave(row_start, row_len_t)
+
+    input_ids = torch.zeros(n, width, dtype=torch.long)
+    position_ids = torch.zeros(n, width, dtype=torch.long)
+    segments = torch.full((n, width), PAD_SEGMENT, dtype=torch.int32)
+    input_ids[row_of, col_of] = flat_ids
+    position_ids[row_of, col_of] = within_seg + torch.repeat_interleave(torch.tensor(seg_base), seg_len_t)
+    segments[row_of, col_of] = torch.repeat_interleave(torch.tensor(seg_id, dtype=torch.int32), seg_len_t)
+
+    # scored tokens: token t of a continuation at `offset` is predicted from offset + t - 1, or from the last
+    # prefix token when t == 0
+    counts = torch.tensor(cont_ends) - torch.tensor(cont_starts)
+    cont_of = torch.repeat_interleave(torch.arange(len(counts)), counts)
+    first = torch.cumsum(counts, 0) - counts
+    t = torch.tensor(cont_starts)[cont_of] + torch.arange(int(counts.sum())) - first[cont_of]
+    gather_row = torch.tensor(cont_rows, dtype=torch.long)[cont_of]
+    token_pos = torch.tensor(cont_offsets)[cont_of] + t
+    last_prefix = torch.tensor(prefix_lens)[gather_row] - 1
+    gather_pos = torch.where(t == 0, last_prefix, token_pos - 1)
+    return _Layout(
+        input_ids=input_ids,
+        position_ids=position_ids,
+        segments=segments,
+        prefix_width=width_p,
+        uniform_prefix=len(set(prefix_lens)) == 1,
+        gather_row=gather_row,
+        gather_pos=gather_pos,
+        targets=input_ids[gather_row, token_pos],
+        where=where,
+    )
+
+
+def _attention_mask(segments: torch.Tensor, q: slice, k: slice, additive_dtype: torch.dtype | None) -> torch.Tensor:
+    """[n, 1, q, k] mask of queries ``q`` over keys ``k``: causal, and a key is seen from its own segment or the
+    prefix. Padding queries see the prefix and earlier padding (never an empty softmax row); real queries never see
+    padding or other continuations. Boolean (True = attend), or additive in ``additive_dtype`` (eager attention)."""
+    n, width = segments.shape
+    idx = torch.arange(width, device=segments.device)
+    qs, ks = segments[:, q, None], segments[:, None, k]
+    allowed = (idx[q, None] >= idx[None, k]) & ((qs == ks) | (ks == 0))
+    allowed = allowed[:, None]
+    if additive_dtype is None:
+        return allowed
+    return torch.zeros(allowed.shape, dtype=additive_dtype, device=allowed.device).masked_fill_(
+        ~allowed, torch.finfo(additive_dtype).min
+    )
+
+
+def _is_eager(model) -> bool:
+    """Boolean masks for sdpa; additive float masks for eager attention."""
+    return getattr(model.config, "_attn_implementation", "sdpa") == "eager"
+
+
+def _width_multiple(device: torch.device) -> int:
+    """On GPUs, padded widths are rounded up to 64 tokens: cuDNN attention builds a plan per new shape."""
+    return 64 if device.type == "cuda" else 1
+
+
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _compiled(backbone):
+    """torch.compile'd backbone (dynamic shapes), built once per backbone."""
+    if backbone not in _COMPILED:
+        _COMPILED[backbone] = torch.compile(backbone, dynamic=True)
+    return _COMPILED[backbone]
 
 
 @torch.inference_mode()
@@ -100,75 +232,102 @@ def packed_logprobs(
     *,
     token_budget: int = 16384,
     max_batch: int | None = None,
+    prefix_cache: bool = False,
+    compile: bool = False,
 ) -> list[list[torch.Tensor]]:
-    """Log-probs of every scored token, for each item and continuation, sharing each prefix (the fast path)."""
+    """Log-probs of every scored token, for each item and continuation, sharing each prefix (the fast path).
+
+    ``token_budget``: padded tokens per forward pass (rows x longest row); ``max_batch``: rows per forward pass;
+    ``prefix_cache``: run the prefixes first and the continuations against their KV cache (less attention work,
+    more memory; see docs/PERFORMANCE.md); ``compile``: run the backbone through ``torch.compile`` (fuses the
+    norms, rotary embeddings and activations; pays only on long GPU jobs: the first call compiles for a minute or
+    more). Results do not depend on any of these beyond float rounding.
+    """
     backbone, head, lm = split_lm(model)
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
+    if compile:
+        backbone = _compiled(backbone)
     out: list[list[torch.Tensor | None]] = [[None] * len(it.continuations) for it in items]
     rows = _plan_rows(items, max_row_tokens=max(token_budget, 1))
-    pending = list(_batches(rows, items, token_budget, max_batch))
+    pending = _batches(rows, items, token_budget, max_batch)[::-1]  # a stack: longest rows first
+    limit = None  # padded tokens of the smallest batch that ran out of memory
     while pending:
-        batch = pending.pop(0)
-        try:
-            _packed_batch(backbone, head, lm, [rows[r] for r in batch], items, out, device, dtype, model)
-        except torch.OutOfMemoryError:
-            if len(batch) == 1:
-                raise
-            torch.cuda.empty_cache()
+        batch = pending.pop()
+        padded = len(batch) * max(rows[r].length(items[rows[r].item]) for r in batch)
+        if limit is not None and padded >= limit and len(batch) > 1:
             half = len(batch) // 2
-            logger.warning("out of memory on %d rows: retrying in halves", len(batch))
-            pending[:0] = [batch[:half], batch[half:]]
+            pending += [batch[half:], batch[:half]]
+            continue
+        try:
+            _packed_batch(backbone, head, lm, [rows[r] for r in batch], items, out, device, dtype, prefix_cache)
+            continue
+        except torch.OutOfMemoryError:
+            if len(batch) == 1 and len(rows[batch[0]].conts) == 1:
+                raise
+        # out of the except block, so that the failed pass's tensors are freed before retrying
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        limit = padded if limit is None else min(limit, padded)
+        if len(batch) > 1:
+            logger.warning("out of memory on %d rows (%d padded tokens): retrying in halves", len(batch), padded)
+            half = len(batch) // 2
+            pending += [batch[half:], batch[:half]]
+        else:  # one row: split its continuations over two rows
+            row = rows[batch[0]]
+            logger.warning("out of memory on one row of %d continuations: splitting it", len(row.conts))
+            half = len(row.conts) // 2
+            rows += [_Row(row.item, row.prefix, row.conts[:half]), _Row(row.item, row.prefix, row.conts[half:])]
+            pending += [[len(rows) - 1], [len(rows) - 2]]
     return out  # type: ignore[return-value]
 
 
-def _packed_batch(backbone, head, lm, rows: list[_Row], items, out, device, dtype, model) -> None:
-    lengths = [row.length(items[row.item]) for row in rows]
-    width = max(lengths)
-    n = len(rows)
-    input_ids = torch.zeros(n, width, dtype=torch.long)
-    position_ids = torch.zeros(n, width, dtype=torch.long)
-    allowed = torch.zeros(n, width, width, dtype=torch.bool)
-    allowed[:, torch.arange(width), torch.arange(width)] = True  # padding attends to itself: no empty softmax rows
-    gather_row, gather_pos, targets, where = [], [], [], []
-    for b, row in enumerate(rows):
-        item = items[row.item]
-        p = len(row.prefix)
-        if p == 0:
-            raise ValueError("a continuation needs a non-empty prefix to be conditioned on")
-        input_ids[b, :p] = torch.tensor(row.prefix)
-        position_ids[b, :p] = torch.arange(p)
-        allowed[b, :p, :p] = torch.ones(p, p, dtype=torch.bool).tril()
-        offset = p
-        for k in row.conts:
-            cont = item.continuations[k]
-            f = len(cont)
-            sl = slice(offset, offset + f)
-            input_ids[b, sl] = torch.tensor(cont)
-            position_ids[b, sl] = torch.arange(p, p + f)
-            allowed[b, sl, :p] = True
-            allowed[b, sl, sl] = torch.ones(f, f, dtype=torch.bool).tril()
-            start, end = item.spans[k]
-            for t in range(start, end):
-                gather_row.append(b)
-                gather_pos.append(offset + t - 1 if t > 0 else p - 1)
-                targets.append(cont[t])
-            where.append((row.item, k, end - start))
-            offset += f
-    if _mask_value(lm, dtype):
-        mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill_(~allowed, torch.finfo(dtype).min)
+def _packed_batch(backbone, head, lm, rows: list[_Row], items, out, device, dtype, prefix_cache: bool) -> None:
+    lay = _layout(rows, items, gap=prefix_cache, multiple=_width_multiple(device))
+    additive = dtype if _is_eager(lm) else None
+    input_ids = lay.input_ids.to(device, non_blocking=True)
+    position_ids = lay.position_ids.to(device, non_blocking=True)
+    segments = lay.segments.to(device, non_blocking=True)
+    gather_row = lay.gather_row.to(device, non_blocking=True)
+    gather_pos = lay.gather_pos.to(device, non_blocking=True)
+    targets = lay.targets.to(device, non_blocking=True)
+    everything = slice(None)
+    if not prefix_cache:
+        hidden = backbone(
+            input_ids=input_ids,
+            attention_mask=_attention_mask(segments, everything, everything, additive),
+            position_ids=position_ids,
+            use_cache=False,
+        ).last_hidden_state
+        picked = hidden[gather_row, gather_pos]
     else:
-        mask = allowed
-    hidden = backbone(
-        input_ids=input_ids.to(device),
-        attention_mask=mask[:, None].to(device),
-        position_ids=position_ids.to(device),
-        use_cache=False,
-    ).last_hidden_state
-    picked = hidden[torch.tensor(gather_row, device=device), torch.tensor(gather_pos, device=device)]
-    logprobs = _head_logprobs(lm, head, picked, torch.tensor(targets, device=device)).cpu()
+        p = lay.prefix_width
+        head_part, tail = slice(0, p), slice(p, None)
+        first = backbone(
+            input_ids=input_ids[:, head_part],
+            # one prefix length: plain causal attention (SDPA's is_causal kernels), no mask at all
+            attention_mask=None if lay.uniform_prefix else _attention_mask(segments, head_part, head_part, additive),
+            position_ids=position_ids[:, head_part],
+            use_cache=True,
+        )
+        second = backbone(
+            input_ids=input_ids[:, tail],
+            attention_mask=_attention_mask(segments, tail, everything, additive),
+            position_ids=position_ids[:, tail],
+            past_key_values=first.past_key_values,
+            use_cache=True,
+        ).last_hidden_state
+        in_prefix = (gather_pos < p)[:, None]
+        picked = torch.where(
+            in_prefix,
+            first.last_hidden_state[gather_row, gather_pos.clamp(max=p - 1)],
+            second[gather_row, (gather_pos - p).clamp(min=0)],
+        )
+        del first, second
+    logprobs = _head_logprobs(lm, head, picked, targets).cpu()
     i = 0
-    for item_idx, k, count in where:
+    for item_idx, k, count in lay.where:
         out[item_idx][k] = logprobs[i : i + count]
         i += count
 
@@ -198,13 +357,22 @@ def reference_logprobs(
             attention_mask=attention.to(device),
             position_ids=position_ids.to(device),
         ).logits.float()
-        logprobs = torch.log_softmax(logits, dim=-1).cpu()
+        logprobs = torch.log_softmax(logits, dim=-1)
+        del logits
+        # pick the scored tokens on the device: only they travel back, not [batch, length, vocab]
+        rows, positions, tokens, counts = [], [], [], []
         for b, (i, k, ids) in enumerate(chunk):
             p = len(items[i].prefix)
             start, end = items[i].spans[k]
-            positions = torch.arange(offsets[b] + p + start - 1, offsets[b] + p + end - 1)
-            tokens = torch.tensor(ids[p + start : p + end])
-            out[i][k] = logprobs[b, positions, tokens]
+            rows += [b] * (end - start)
+            positions += range(offsets[b] + p + start - 1, offsets[b] + p + end - 1)
+            tokens += ids[p + start : p + end]
+            counts.append(end - start)
+        index = [torch.tensor(x, device=device) for x in (rows, positions, tokens)]
+        picked = logprobs[index[0], index[1], index[2]].cpu()
+        del logprobs
+        for (i, k, _), part in zip(chunk, picked.split(counts)):
+            out[i][k] = part
     return out  # type: ignore[return-value]
 
 

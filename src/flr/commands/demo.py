@@ -19,7 +19,9 @@ class DemoConfig:
 
 def make_parser(subparsers):
     parser = add_command(
-        subparsers, "demo", help="Score the bundled sample of real preference pairs and print a table.",
+        subparsers,
+        "demo",
+        help="Score the bundled sample of real preference pairs and print a table.",
         description="Scores 24 PandaLM test pairs (human-labelled, shipped in the package) with FLR, the direct "
         "likelihood and length, on the embedded SmolLM2-135M-Instruct unless --model says otherwise.",
         dataclasses_=(DemoConfig, FLRConfig, ModelConfig),
@@ -32,8 +34,9 @@ def main(args) -> int:
     demo, flr_config, model_config = to_configs(args, DemoConfig, FLRConfig, ModelConfig)
     model, tokenizer = load_model(model_config)
     name = model_name(model_config.model)
-    scorers = {n: build_scorer(n, model, tokenizer, config=flr_config, model_name=name)
-               for n in ("flr", "direct", "length")}
+    scorers = {
+        n: build_scorer(n, model, tokenizer, config=flr_config, model_name=name) for n in ("flr", "direct", "length")
+    }
     config = EvalConfig(benchmarks="demo", output_dir=demo.output_dir)
     summary = run_eval(config, scorers, model_name=name)
     rows = [json.loads(line) for line in (Path(demo.output_dir) / "demo.jsonl").read_text().splitlines()]
@@ -45,7 +48,9 @@ def main(args) -> int:
     print()
     for scorer, metrics in summary["results"]["demo"]["scorers"].items():
         lo, hi = metrics["ci"]
-        print(f"{scorer:>7} accuracy: {100 * metrics['accuracy']:.1f}%  (95% CI {100 * lo:.0f}-{100 * hi:.0f}%, "
-              f"n={metrics['n']})")
+        print(
+            f"{scorer:>7} accuracy: {100 * metrics['accuracy']:.1f}%  (95% CI {100 * lo:.0f}-{100 * hi:.0f}%, "
+            f"n={metrics['n']})"
+        )
     print(f"\nReport: {demo.output_dir}/report.md")
     return 0

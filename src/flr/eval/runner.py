@@ -61,6 +61,11 @@ def benchmark_records(name: str, config: EvalConfig) -> tuple[str, list[dict]]:
     """(kind, records) of a registered benchmark or a user file / dataset id."""
     if name in BENCHMARKS:
         return get_benchmark(name).kind, load_benchmark(name, config.data_dir, config.limit, config.seed)
+    if "/" not in name and not Path(name).exists():
+        raise FLRError(
+            f"unknown benchmark '{name}': registered ones are {', '.join(BENCHMARKS)}; "
+            "or give a file path or an HF dataset id (org/name)"
+        )
     records = [dict(r.data, id=r.data.get("id", f"{r.line}")) for r in read_records(name, split=config.split)]
     kind = detect_kind(records, name)
     if config.limit is not None:

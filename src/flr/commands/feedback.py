@@ -1,0 +1,43 @@
+"""``flr feedback rewrite``: third-person critiques -> first-person user follow-ups, for ``flr train feedback``."""
+
+from __future__ import annotations
+
+from flr.commands._common import add_command, make_subparsers, to_configs
+from flr.models import ModelConfig
+from flr.train import REWRITE_PROMPT, RewriteConfig, rewrite_critiques
+
+EXAMPLES = """examples:
+  flr feedback rewrite --input critiques.jsonl --output feedback.jsonl --model Qwen/Qwen2.5-7B-Instruct
+  flr feedback rewrite --input data.jsonl --output fb.jsonl --field-map critique=explanation,response=output
+  flr train feedback --data feedback.jsonl --output-dir runs/scorer-ft
+"""
+
+
+def make_parser(subparsers):
+    parser = subparsers.add_parser(
+        "feedback", help="Prepare natural-language feedback for 'flr train feedback'.", description=__doc__
+    )
+    commands = make_subparsers(parser, dest="action")
+    sub = add_command(
+        commands,
+        "rewrite",
+        help="Rewrite third-person critiques ('The response fails to...') as first-person user follow-ups.",
+        description="Rewrite each record's critique as the follow-up a user would type (greedy generation with "
+        "--model; a larger instruct model than the default does this much better). The prompt used:\n\n"
+        + REWRITE_PROMPT,
+        dataclasses_=(RewriteConfig, ModelConfig),
+    )
+    sub.epilog = EXAMPLES
+    sub.set_defaults(func=main)
+    parser.set_defaults(func=lambda args: parser.print_help() or 1)
+    return parser
+
+
+def main(args) -> int:
+    cfg, model_config = to_configs(args, RewriteConfig, ModelConfig)
+    counts = rewrite_critiques(cfg, model_config)
+    print(
+        f"flr feedback rewrite: {counts['written']} of {counts['records']} records rewritten "
+        f"({counts['empty']} empty, dropped) -> {counts['output']}"
+    )
+    return 0

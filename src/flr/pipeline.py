@@ -1,0 +1,223 @@
+"""generate -> mine -> train (dpo|kto) -> compare, driven by one YAML file, each stage in its own folder.
+
+The YAML has top-level keys (``output_dir``, ``policy``, ``method``, ``device``, ``dtype``, ``stages``) and one
+section per stage whose keys are that command's flags (``flr generate --help`` etc.); the pipeline fills in the
+paths that connect the stages. A stage is done when ``<output_dir>/<stage>/summary.json`` exists; done stages are
+skipped, unfinished ones resume (generation and scoring row by row, training from its last checkpoint). Naming
+stages with ``--stages`` runs only those, and reruns them from scratch if they were done; later stages are not
+invalidated: name them too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shutil
+import time
+import types
+import typing
+from pathlib import Path
+
+from flr.data import read_jsonl, write_json
+from flr.errors import FLRError
+from flr.models import ModelConfig
+from flr.provenance import provenance
+
+logger = logging.getLogger(__name__)
+
+STAGES = ("generate", "mine", "train", "compare")
+TOP_LEVEL = {"output_dir", "policy", "method", "device", "dtype", "stages", *STAGES}
+INHERITED_BY_COMPARE = ("prompts", "split", "field_map", "max_new_tokens", "system_prompt", "generation_batch_size")
+
+
+def _coerce(value, annotation):
+    """YAML gives '5e-5' as a string: convert scalars to the field's type."""
+    options = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
+    if value is None or isinstance(value, tuple(t for t in options if isinstance(t, type))):
+        return value
+    for t in (bool, int, float, str):
+        if t in options:
+            if t is bool and isinstance(value, str):
+                return value.lower() in ("1", "true", "yes", "on")
+            try:
+                return t(value)
+            except (TypeError, ValueError):
+                continue
+    return value
+
+
+def build_configs(section: dict, classes: tuple, stage: str) -> tuple:
+    """One instance per dataclass from a YAML section; unknown keys are an error."""
+    section = {k.replace("-", "_"): v for k, v in (section or {}).items()}
+    known = _field_names(*classes)
+    unknown = sorted(set(section) - known)
+    if unknown:
+        raise FLRError(f"pipeline section '{stage}': unknown keys {unknown}; see 'flr {stage} --help'")
+    out = []
+    for cls in classes:
+        hints = typing.get_type_hints(cls)
+        fields = {f.name for f in dataclasses.fields(cls)}
+        out.append(cls(**{k: _coerce(v, hints[k]) for k, v in section.items() if k in fields}))
+    return tuple(out)
+
+
+def _field_names(*classes) -> set[str]:
+    return {f.name for cls in classes for f in dataclasses.fields(cls)}
+
+
+def _prompt_keys(prompts: list[dict]) -> set[str]:
+    return {json.dumps(p["prompt"], sort_keys=True) for p in prompts}
+
+
+class Pipeline:
+    """Runs the stages of one YAML config; each stage method returns that stage's summary."""
+
+    def __init__(self, config: dict, output_dir: str | None = None):
+        unknown = sorted(set(config) - TOP_LEVEL)
+        if unknown:
+            raise FLRError(f"pipeline config: unknown top-level keys {unknown}; expected {sorted(TOP_LEVEL)}")
+        self.config = config
+        self.out = Path(output_dir or config.get("output_dir") or "runs/pipeline")
+        self.policy = str(config.get("policy", "default"))
+        self.method = config.get("method", "dpo")
+        if self.method not in ("dpo", "kto"):
+            raise FLRError(f"pipeline method must be dpo or kto, not '{self.method}'")
+        self.device = {k: config[k] for k in ("device", "dtype") if k in config}
+
+    def section(self, stage: str) -> dict:
+        return dict(self.config.get(stage) or {})
+
+    def dir(self, stage: str) -> Path:
+        return self.out / stage
+
+    def done(self, stage: str) -> bool:
+        return (self.dir(stage) / "summary.json").exists()
+
+    def _model(self, spec: str, section: dict) -> dict:
+        return {"model": spec, **self.device, **section}
+
+    # -- stages -------------------------------------------------------------------------------------------
+
+    def generate(self) -> dict:
+        from flr.generate import GenerateConfig, PromptConfig, SamplingConfig, run
+
+        section = self._model(self.policy, self.section("generate"))
+        section["output_dir"] = str(self.dir("generate"))
+        return run(*build_configs(section, (PromptConfig, SamplingConfig, GenerateConfig, ModelConfig), "generate"))
+
+    def mine(self) -> dict:
+        from flr.mine import MineConfig, run
+        from flr.scorers import FLRConfig
+
+        section = {"model": "default", **self.device, **self.section("mine")}
+        section.update(candidates=str(self.dir("generate")), output_dir=str(self.dir("mine")), format=self.method)
+        return run(*build_configs(section, (MineConfig, FLRConfig, ModelConfig), "mine"))
+
+    def train(self) -> dict:
+        from flr.mine import OUTPUT_FILES
+        from flr.train import TrainConfig, train
+
+        section = self._model(self.policy, self.section("train"))
+        section.update(data=str(self.dir("mine") / OUTPUT_FILES[self.method]), output_dir=str(self.dir("train")))
+        cfg, model_config = build_configs(section, (TrainConfig, ModelConfig), "train")
+        if not read_jsonl(cfg.data):
+            raise FLRError(f"{cfg.data} is empty: every prompt was dropped when mining (see mine/summary.json)")
+        return train(self.method, cfg, model_config)
+
+    def _compare_configs(self) -> tuple:
+        from flr.compare import SAMPLING_DEFAULTS, CompareConfig
+        from flr.generate import PromptConfig, SamplingConfig
+        from flr.scorers import FLRConfig
+
+        generate = self.section("generate")
+        section = {
+            **SAMPLING_DEFAULTS,
+            **{k: generate[k] for k in INHERITED_BY_COMPARE if k in generate},
+            **self.device,
+            **self.section("compare"),
+        }
+        section.update(base=self.policy, candidate=str(self.dir("train")), output_dir=str(self.dir("compare")))
+        return build_configs(section, (CompareConfig, PromptConfig, SamplingConfig, FLRConfig), "compare")
+
+    def check_held_out(self) -> None:
+        """Compare prompts must not be training prompts (checked on the prompt texts, before anything runs)."""
+        from flr.generate import PromptConfig, SamplingConfig, load_prompts
+
+        candidates = self.dir("generate") / "candidates.jsonl"
+        if self.done("generate"):
+            trained = read_jsonl(candidates)
+        else:
+            section = {
+                k: v for k, v in self.section("generate").items() if k in _field_names(PromptConfig, SamplingConfig)
+            }
+            prompt_cfg, sampling = build_configs(section, (PromptConfig, SamplingConfig), "generate")
+            trained = load_prompts(prompt_cfg, sampling.system_prompt)
+        _, prompt_cfg, sampling, _ = self._compare_configs()
+        overlap = _prompt_keys(load_prompts(prompt_cfg, sampling.system_prompt)) & _prompt_keys(trained)
+        if overlap:
+            raise FLRError(
+                f"{len(overlap)} compare prompts are also training prompts: give the compare section other prompts "
+                "or an offset past the generate section's prompts"
+            )
+
+    def compare(self) -> dict:
+        from flr.compare import run
+
+        return run(*self._compare_configs())
+
+    # -- driver -------------------------------------------------------------------------------------------
+
+    def run(self, stages: list[str] | None = None) -> dict:
+        """Run the configured (or named) stages in order; returns ``{stage: {"status", "seconds", "summary"}}``."""
+        forced = stages is not None
+        selected = stages or list(self.config.get("stages") or STAGES)
+        bad = [s for s in selected if s not in STAGES]
+        if bad:
+            raise FLRError(f"unknown stages {bad}: choose from {', '.join(STAGES)}")
+        if "compare" in selected:
+            self.check_held_out()
+        report = {}
+        for stage in [s for s in STAGES if s in selected]:
+            if self.done(stage) and not forced:
+                logger.info("%s: done earlier (%s), skipped", stage, self.dir(stage) / "summary.json")
+                summary = json.loads((self.dir(stage) / "summary.json").read_text())
+                report[stage] = {"status": "skipped", "seconds": 0.0, "summary": summary}
+                continue
+            before = STAGES[STAGES.index(stage) - 1] if stage != STAGES[0] else None
+            if before and not self.done(before):
+                raise FLRError(
+                    f"stage '{stage}' needs the outputs of '{before}', which has not finished in {self.out}"
+                )
+            if self.done(stage):
+                logger.info("%s: rerunning from scratch (named in --stages)", stage)
+                shutil.rmtree(self.dir(stage))
+            logger.info("%s: running -> %s", stage, self.dir(stage))
+            start = time.perf_counter()
+            summary = getattr(self, stage)()
+            report[stage] = {"status": "ran", "seconds": round(time.perf_counter() - start, 1), "summary": summary}
+        write_json(self.out / "pipeline.json", {"stages": report, "config": self.config, **provenance()})
+        return report
+
+
+def headline(report: dict) -> list[str]:
+    """One line per stage with its key numbers."""
+    lines = []
+    for stage, info in report.items():
+        s, note = info["summary"], ""
+        if stage == "generate":
+            note = f"{s['counts']['prompts']} prompts"
+        elif stage == "mine":
+            st = s["stats"]
+            dropped = ", ".join(f"{n} {r}" for r, n in st["dropped"].items() if n) or "none"
+            note = f"{st['rows']} rows from {st['prompts']} prompts, dropped: {dropped}"
+        elif stage == "train":
+            note = f"{s['steps']} steps, " + ", ".join(f"{k} {v:.4g}" for k, v in s["final"].items())
+        elif stage == "compare":
+            m = s["metrics"]
+            note = (
+                f"win rate {100 * m['win_rate']:.1f}% [{100 * m['win_rate_ci'][0]:.1f}, {100 * m['win_rate_ci'][1]:.1f}]"
+                f", LC {100 * m['lc_win_rate']:.1f}%, W/T/L {m['wins']}/{m['ties']}/{m['losses']}"
+            )
+        lines.append(f"{stage:<8} {info['status']:<7} {info['seconds']:>7.1f}s  {note}")
+    return lines
