@@ -63,8 +63,8 @@ def cache_dir() -> Path:
 def resolve_device(device: str = "auto") -> torch.device:
     if device != "auto":
         return torch.device(device)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
+    if torch.cuda.is_available():  # one GPU per process under torchrun / accelerate launch
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")

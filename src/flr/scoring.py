@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,25 +73,76 @@ def load_inputs(job: ScoreJobConfig) -> ScoreInputs:
 def score_file(
     scorer: BaseScorer, job: ScoreJobConfig, *, data: ScoreInputs | None = None, progress: bool = True
 ) -> dict:
-    """Score ``job.input`` into ``job.output``; returns counts (scored now, resumed, skipped)."""
+    """Score ``job.input`` into ``job.output``; returns counts (scored now, resumed, skipped).
+
+    Under ``torchrun`` / ``accelerate launch`` each process scores every world-size-th pending record into
+    ``OUTPUT.part<rank>``; the main process then merges the parts into OUTPUT in input order. Parts left by a
+    killed run are merged first, so nothing is lost or scored twice.
+    """
     data = data or load_inputs(job)
     inputs, rows, skipped = data.inputs, data.rows, data.skipped
     keys = content_keys(_key(r) for r in rows)
-    _check_same_scorer(job.output, scorer)
-    with ResumableWriter(job.output, key=lambda done: content_keys(_key(r) for r in done)) as writer:
-        todo = [i for i, k in enumerate(keys) if k not in writer.done]
-        if writer.resumed:
-            logger.info("%s: resuming, %d records already scored, %d to go", job.output, writer.resumed, len(todo))
-        prefix = "flr" if scorer.name == "flr" else scorer.name.split(":")[0]
-        with tqdm(total=len(todo), unit="ex", desc=f"score ({scorer.name})", disable=not progress) as bar:
-            done = 0
-            for chunk in scorer.iter_score([inputs[i] for i in todo]):
-                for result in chunk:
-                    i = todo[done]
-                    writer.write({**rows[i], **result.to_fields(prefix, details=job.details)})
-                    done += 1
-                bar.update(len(chunk))
-    return {"scored": len(todo), "resumed": writer.resumed, "skipped": skipped, "output": job.output}
+    rank, world, barrier = _distributed()
+    output_keys = lambda done: content_keys(_key(r) for r in done)  # noqa: E731
+    if rank == 0:
+        _check_same_scorer(job.output, scorer)
+        with ResumableWriter(job.output, key=output_keys) as writer:
+            _merge_parts(job.output, keys, writer)
+    barrier()
+    with ResumableWriter(job.output, key=output_keys) as reader:  # read-only use: nothing is written
+        done_before, resumed = reader.done, reader.resumed
+    todo = [i for i, k in enumerate(keys) if k not in done_before][rank::world]
+    if resumed and rank == 0:
+        logger.info("%s: resuming, %d records already scored", job.output, resumed)
+    prefix = "flr" if scorer.name == "flr" else scorer.name.split(":")[0]
+    target = job.output if world == 1 else f"{job.output}.part{rank}"
+    with ResumableWriter(target, key=output_keys if world == 1 else "key") as writer:
+        bar = tqdm(total=len(todo), unit="ex", desc=f"score ({scorer.name})", disable=not progress or rank != 0)
+        done = 0
+        for chunk in scorer.iter_score([inputs[i] for i in todo]):
+            for result in chunk:
+                i = todo[done]
+                row = {**rows[i], **result.to_fields(prefix, details=job.details)}
+                writer.write(row if world == 1 else {"key": keys[i], "row": row})
+                done += 1
+            bar.update(len(chunk))
+        bar.close()
+    barrier()
+    if world > 1 and rank == 0:
+        with ResumableWriter(job.output, key=output_keys) as writer:
+            _merge_parts(job.output, keys, writer)
+    return {"scored": len(todo), "resumed": resumed, "skipped": skipped, "output": job.output}
+
+
+def _distributed():
+    """(rank, world size, barrier) under torchrun / accelerate launch; (0, 1, no-op) otherwise."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0, 1, lambda: None
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), dist.get_world_size(), dist.barrier
+
+
+def _merge_parts(output: str, keys: list[str], writer: ResumableWriter) -> None:
+    """Append the records of ``OUTPUT.part*`` files to the output, in input order, then remove the parts."""
+    parts = sorted(Path(output).parent.glob(Path(output).name + ".part*"))
+    if not parts:
+        return
+    scored = {}
+    for part in parts:
+        ResumableWriter(part, key="key").close()  # drops a line torn by a kill
+        for line in part.read_text(encoding="utf-8").splitlines():
+            record = json.loads(line)
+            scored[record["key"]] = record["row"]
+    for key in keys:
+        if key in scored and key not in writer.done:
+            writer.write(scored[key])
+            writer.done.add(key)
+    for part in parts:
+        part.unlink()
 
 
 def _check_same_scorer(output: str, scorer: BaseScorer) -> None:
