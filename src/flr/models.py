@@ -64,7 +64,8 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device != "auto":
         return torch.device(device)
     if torch.cuda.is_available():  # one GPU per process under torchrun / accelerate launch
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        local_rank = os.environ.get("LOCAL_RANK")
+        return torch.device("cuda", int(local_rank)) if local_rank else torch.device("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
