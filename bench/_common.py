@@ -13,21 +13,21 @@ from pathlib import Path
 
 import torch
 
+from flr.models import resolve_device, resolve_dtype
+
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO / "src" / "flr" / "configs"
 RESULTS_DIR = REPO / "bench" / "results"
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
-    if name == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    return getattr(torch, name)
+def add_model_args(ap) -> None:
+    """--model / --random-init and the device flags every bench script takes."""
+    src = ap.add_mutually_exclusive_group()
+    src.add_argument("--model", default="default", help="flr model spec (default: the embedded SmolLM2-135M)")
+    src.add_argument("--random-init", help="a config in src/flr/configs (random weights, real shape)")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--dtype", default="auto")
+    ap.add_argument("--attn", default=None)
 
 
 def config_path(name: str) -> Path:
@@ -62,7 +62,7 @@ def random_init_model(name: str, device: torch.device, dtype: torch.dtype, attn:
 def load(args):
     """(model, tokenizer or None, model label) from --model / --random-init."""
     device = resolve_device(args.device)
-    dtype = resolve_dtype(args.dtype, device)
+    dtype = resolve_dtype(args.dtype, device)  # flr.models: the same rules as the CLI
     if getattr(args, "random_init", None):
         model = random_init_model(args.random_init, device, dtype, args.attn)
         name = args.random_init

@@ -108,12 +108,7 @@ def run_vllm(spec: str, B: int, k: int, L: int, T: int, seed: int = 0) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    src = ap.add_mutually_exclusive_group()
-    src.add_argument("--model", default="default")
-    src.add_argument("--random-init")
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--dtype", default="auto")
-    ap.add_argument("--attn", default=None)
+    C.add_model_args(ap)
     ap.add_argument("--grid", default=None, choices=sorted(GRIDS), help="default: quick on cpu, gpu on cuda")
     ap.add_argument("--cell", type=int, nargs=4, action="append", metavar=("B", "k", "L", "T"), help="custom cell")
     ap.add_argument("--threads", type=int, default=None)

@@ -38,12 +38,7 @@ def group_of(name: str) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    src = ap.add_mutually_exclusive_group()
-    src.add_argument("--model", default="default")
-    src.add_argument("--random-init")
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--dtype", default="auto")
-    ap.add_argument("--attn", default=None)
+    C.add_model_args(ap)
     ap.add_argument("--K", type=int, default=60)
     ap.add_argument("--P", type=int, default=512)
     ap.add_argument("--batch", type=int, default=8)
