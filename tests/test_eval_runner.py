@@ -43,6 +43,8 @@ def test_eval_writes_run_folder_and_reuses_cache(tmp_path, scorers):
     assert res["n"] == 6 and set(res["scorers"]) == {"flr", "direct", "length"}
     for metrics in res["scorers"].values():
         assert 0 <= metrics["accuracy"] <= 1 and metrics["ci"][0] <= metrics["accuracy"] <= metrics["ci"][1]
+    assert set(res["scorers"]["flr"]["categories"]) == {"understanding"}  # each FLR category's own accuracy
+    assert "categories" not in res["scorers"]["length"]
     rows = [json.loads(line) for line in (tmp_path / "run" / "demo.jsonl").read_text().splitlines()]
     assert len(rows) == 6
     assert rows[0]["flr"]["correct"] == (rows[0]["flr"]["chosen"] > rows[0]["flr"]["rejected"])

@@ -42,6 +42,7 @@ def markdown_table(merged: dict) -> str:
             avg = float(np.mean(values)) if not any(math.isnan(v) for v in values) else float("nan")
             lines.append(f"| {s} | " + " | ".join(_fmt(v) for v in values) + f" | {_fmt(avg)} |")
         lines.append("")
+        lines += _category_table(merged, pairwise)
     for bench, res in merged.items():
         if res["kind"] == "rating":
             lines.append(f"Rating correlation on {bench} (n={res['n']})\n")
@@ -67,6 +68,25 @@ def markdown_table(merged: dict) -> str:
                 lines.append(f"| {s} | " + " | ".join(cells) + " |")
             lines.append("")
     return "\n".join(lines)
+
+
+def _category_table(merged: dict, pairwise: list[str]) -> list[str]:
+    """Each FLR category's own pairwise accuracy, where the scorer reported categories."""
+    lines = []
+    for scorer in dict.fromkeys(s for b in pairwise for s in merged[b]["scorers"]):
+        per_bench = {b: merged[b]["scorers"].get(scorer, {}).get("categories") for b in pairwise}
+        categories = list(dict.fromkeys(c for v in per_bench.values() if v for c in v))
+        if not categories:
+            continue
+        lines.append(f"Per-category pairwise accuracy of {scorer}, %\n")
+        lines.append("| category | " + " | ".join(pairwise) + " | average |")
+        lines.append("|---" * (len(pairwise) + 2) + "|")
+        for c in categories:
+            values = [(per_bench[b] or {}).get(c, float("nan")) for b in pairwise]
+            avg = float(np.mean(values)) if not any(math.isnan(v) for v in values) else float("nan")
+            lines.append(f"| {c} | " + " | ".join(_fmt(v) for v in values) + f" | {_fmt(avg)} |")
+        lines.append("")
+    return lines
 
 
 def plot_accuracy(merged: dict, path: Path) -> Path | None:

@@ -19,7 +19,7 @@ from flr.cache import ScoreCache, text_key
 from flr.data import read_records, write_json
 from flr.errors import FLRError
 from flr.eval.benchmarks import BENCHMARKS, detect_kind, get_benchmark, load_benchmark, load_targets
-from flr.eval.metrics import pairwise_report, rating_correlations, system_correlations
+from flr.eval.metrics import pairwise_accuracy, pairwise_report, rating_correlations, system_correlations
 from flr.provenance import provenance
 
 logger = logging.getLogger(__name__)
@@ -123,6 +123,9 @@ def evaluate_benchmark(kind, records, scores: dict[str, dict], targets=None, see
             chosen = [reward(r["prompt"], r["chosen"]) for r in records]
             rejected = [reward(r["prompt"], r["rejected"]) for r in records]
             metrics[name] = pairwise_report(chosen, rejected, [r.get("subset", "all") for r in records], seed=seed)
+            categories = _category_accuracy(records, table)
+            if categories:
+                metrics[name]["categories"] = categories
         elif kind == "rating":
             values = [reward(r["prompt"], r["response"]) for r in records]
             metrics[name] = rating_correlations(values, [float(r["rating"]) for r in records])
@@ -147,6 +150,17 @@ def evaluate_benchmark(kind, records, scores: dict[str, dict], targets=None, see
         rows.append(row)
         del i
     return rows, metrics
+
+
+def _category_accuracy(records: list[dict], table: dict) -> dict[str, float]:
+    """Pairwise accuracy of each FLR category on its own (ties count as wrong)."""
+    first = table[text_key(records[0]["prompt"], records[0]["chosen"])]
+    out = {}
+    for category in first.categories:
+        chosen = [table[text_key(r["prompt"], r["chosen"])].categories[category] for r in records]
+        rejected = [table[text_key(r["prompt"], r["rejected"])].categories[category] for r in records]
+        out[category] = pairwise_accuracy(chosen, rejected)["accuracy"]
+    return out
 
 
 def headline(kind: str, metrics: dict, target: str | None = None) -> float:
