@@ -17,7 +17,20 @@ from flr import __version__
 from flr.commands._common import apply_config_file, resolve_positionals
 from flr.errors import FLRError
 
-COMMANDS = ("demo", "score", "eval", "report", "generate", "mine", "train", "feedback", "compare", "pipeline", "serve")
+COMMANDS = (
+    "demo",
+    "score",
+    "followups",
+    "eval",
+    "report",
+    "generate",
+    "mine",
+    "train",
+    "feedback",
+    "compare",
+    "pipeline",
+    "serve",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,66 @@
+"""Which follow-ups carry signal? Each utterance's own pairwise accuracy, and a set built from the best ones.
+
+Select on one preference set and evaluate on others: a set chosen and scored on the same pairs overstates itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from flr.errors import FLRError
+from flr.scorers.followup import FollowUpReward
+
+
+def followup_accuracy(scorer: FollowUpReward, records: Sequence[dict]) -> list[dict]:
+    """Per utterance: how often it alone ranks ``chosen`` above ``rejected`` (a negative one: below).
+
+    ``records`` are pairwise ``{prompt, chosen, rejected}``. Ties count as wrong, as in :func:`pairwise_accuracy`.
+    """
+    if not records:
+        raise FLRError("no preference records to select follow-ups on")
+    statistic = "logprob_mean" if scorer.config.statistic == "mean" else "logprob_sum"
+    chosen = scorer.score([{"prompt": r["prompt"], "response": r["chosen"]} for r in records], progress=True)
+    rejected = scorer.score([{"prompt": r["prompt"], "response": r["rejected"]} for r in records], progress=True)
+    stats = []
+    for u, (category, polarity, text) in enumerate(scorer.utterances):
+        margin = np.array([c.details[u][statistic] - j.details[u][statistic] for c, j in zip(chosen, rejected)])
+        signed = margin if polarity == "positive" else -margin
+        stats.append(
+            {
+                "category": category,
+                "polarity": polarity,
+                "text": text,
+                "n": len(records),
+                "accuracy": float(np.mean(signed > 0)),
+                "mean_margin": float(np.mean(signed)),
+            }
+        )
+    return stats
+
+
+def select_followups(stats: Sequence[dict], top: int) -> dict:
+    """A follow-up set (the YAML structure) keeping the ``top`` most accurate utterances per category and polarity."""
+    if top < 1:
+        raise FLRError("--top must be at least 1")
+    categories: dict[str, dict[str, list[str]]] = {}
+    for category in dict.fromkeys(s["category"] for s in stats):
+        categories[category] = {}
+        for polarity in ("positive", "negative"):
+            ranked = sorted(
+                (s for s in stats if s["category"] == category and s["polarity"] == polarity),
+                key=lambda s: (-s["accuracy"], -s["mean_margin"]),
+            )
+            categories[category][polarity] = [s["text"] for s in ranked[:top]]
+    return {"name": "flr-selected", "version": 1, "default_categories": list(categories), "categories": categories}
+
+
+def write_followups(followups: dict, path: str | Path, comment: str = "") -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = "".join(f"# {line}\n" for line in comment.splitlines())
+    path.write_text(header + yaml.safe_dump(followups, sort_keys=False, allow_unicode=True, width=119))
+    return path

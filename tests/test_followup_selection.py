@@ -1,0 +1,71 @@
+"""Follow-up selection: per-utterance accuracy, the selected set, and the CLI."""
+
+import json
+
+import pytest
+
+from flr.cli import main
+from flr.eval import load_benchmark
+from flr.followups import load_followups
+from flr.followups.selection import followup_accuracy, select_followups, write_followups
+from flr.scorers import FLRConfig, FollowUpReward
+
+
+@pytest.fixture(scope="module")
+def stats(tiny):
+    model, tokenizer = tiny
+    scorer = FollowUpReward(model, tokenizer, FLRConfig(categories="understanding,engagingness"), model_name="t")
+    records = load_benchmark("demo", limit=5)
+    return scorer, records, followup_accuracy(scorer, records)
+
+
+def test_accuracy_of_one_utterance_by_hand(stats):
+    scorer, records, table = stats
+    assert len(table) == len(scorer.utterances) == 40
+    u = next(i for i, (_, polarity, _) in enumerate(scorer.utterances) if polarity == "negative")
+    chosen = scorer.score([{"prompt": r["prompt"], "response": r["chosen"]} for r in records])
+    rejected = scorer.score([{"prompt": r["prompt"], "response": r["rejected"]} for r in records])
+    wins = [c.details[u]["logprob_mean"] < j.details[u]["logprob_mean"] for c, j in zip(chosen, rejected)]
+    assert table[u]["accuracy"] == pytest.approx(sum(wins) / len(wins))
+    assert all(0 <= s["accuracy"] <= 1 and s["n"] == 5 for s in table)
+
+
+def test_selected_set_keeps_the_best_and_loads(stats, tmp_path):
+    _, _, table = stats
+    selected = select_followups(table, top=2)
+    path = write_followups(selected, tmp_path / "sel.yaml", comment="test\nselection")
+    followups = load_followups(path)
+    assert list(followups.categories) == ["understanding", "engagingness"]
+    for name, category in followups.categories.items():
+        assert len(category.positive) == len(category.negative) == 2
+        best = max(s["accuracy"] for s in table if s["category"] == name and s["polarity"] == "positive")
+        assert any(s["text"] == category.positive[0] and s["accuracy"] == best for s in table)
+    assert path.read_text().startswith("# test\n# selection\n")
+    with pytest.raises(Exception, match="at least 1"):
+        select_followups(table, top=0)
+
+
+def test_cli_select(tmp_path, tiny_model_dir, capsys):
+    out = tmp_path / "sel.yaml"
+    args = [
+        "followups",
+        "select",
+        "--benchmark",
+        "demo",
+        "--limit",
+        "3",
+        "--top",
+        "1",
+        "--categories",
+        "understanding",
+        "--model",
+        str(tiny_model_dir),
+        "-o",
+        str(out),
+    ]
+    assert main(args) == 0
+    assert len(load_followups(out).categories["understanding"].positive) == 1
+    rows = [json.loads(line) for line in out.with_suffix(".jsonl").read_text().splitlines()]
+    assert len(rows) == 20 and rows[0]["accuracy"] >= rows[-1]["accuracy"]
+    assert main(["followups", "show", "--followups", str(out)]) == 0
+    assert "understanding" in capsys.readouterr().out
