@@ -105,12 +105,12 @@ class ChatRenderer:
     def followup_item(self, conversation, response: str, followups: Sequence[str]) -> ScoringItem:
         """Score each follow-up as the user's next turn after ``response``."""
         conv = normalize_conversation(conversation)
-        return self._fit(conv, response, lambda c, r: self._followup_item(c, r, followups), cut_response=True)
+        return self._fit(conv, response, lambda c, r: self._followup_item(c, r, followups))
 
     def response_item(self, conversation, response: str) -> ScoringItem:
         """Score the response itself given the conversation (the direct baseline)."""
         conv = normalize_conversation(conversation)
-        return self._fit(conv, response, self._response_item, cut_response=True)
+        return self._fit(conv, response, self._response_item)
 
     def _followup_item(self, conv, response, followups) -> ScoringItem:
         base = conv + [{"role": "assistant", "content": response}]
@@ -176,7 +176,7 @@ class ChatRenderer:
 
     # -- truncation ------------------------------------------------------------------------------------
 
-    def _fit(self, conv: list[Message], response: str, build, *, cut_response: bool) -> ScoringItem:
+    def _fit(self, conv: list[Message], response: str, build) -> ScoringItem:
         """Cap the length: drop the oldest turns, then cut the prompt's start, then the response's start.
 
         A follow-up is never cut. For the direct baseline the response is the scored text: when it alone is too
@@ -198,7 +198,7 @@ class ChatRenderer:
             first = turns[0]["content"]
             cut_prompt = min(excess, self._num_tokens(first))
             turns = [{**turns[0], "content": self._drop_left(first, cut_prompt)}] + turns[1:]
-            if cut_prompt < excess and cut_response:
+            if cut_prompt < excess:
                 response = self._drop_left(response, excess - cut_prompt)
             try:
                 item = build(system + turns, response)

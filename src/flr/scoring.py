@@ -86,17 +86,19 @@ def score_file(
     output_keys = lambda done: content_keys(_key(r) for r in done)  # noqa: E731
     if rank == 0:
         _check_same_scorer(job.output, scorer)
-        with ResumableWriter(job.output, key=output_keys) as writer:
-            _merge_parts(job.output, keys, writer)
+        if _part_files(job.output):  # left by a killed data-parallel run
+            with ResumableWriter(job.output, key=output_keys) as writer:
+                _merge_parts(job.output, keys, writer)
     barrier()
-    with ResumableWriter(job.output, key=output_keys) as reader:  # read-only use: nothing is written
-        done_before, resumed = reader.done, reader.resumed
+    output = ResumableWriter(job.output, key=output_keys)  # knows what is done; a single process appends to it
+    done_before, resumed = output.done, output.resumed
+    if world > 1:
+        output.close()
     todo = [i for i, k in enumerate(keys) if k not in done_before][rank::world]
     if resumed and rank == 0:
         logger.info("%s: resuming, %d records already scored", job.output, resumed)
     prefix = "flr" if scorer.name == "flr" else scorer.name.split(":")[0]
-    target = job.output if world == 1 else f"{job.output}.part{rank}"
-    with ResumableWriter(target, key=output_keys if world == 1 else "key") as writer:
+    with output if world == 1 else ResumableWriter(f"{job.output}.part{rank}", key="key") as writer:
         bar = tqdm(total=len(todo), unit="ex", desc=f"score ({scorer.name})", disable=not progress or rank != 0)
         done = 0
         for chunk in scorer.iter_score([inputs[i] for i in todo]):
@@ -126,11 +128,13 @@ def _distributed():
     return dist.get_rank(), dist.get_world_size(), dist.barrier
 
 
+def _part_files(output: str) -> list[Path]:
+    return sorted(Path(output).parent.glob(Path(output).name + ".part*"))
+
+
 def _merge_parts(output: str, keys: list[str], writer: ResumableWriter) -> None:
     """Append the records of ``OUTPUT.part*`` files to the output, in input order, then remove the parts."""
-    parts = sorted(Path(output).parent.glob(Path(output).name + ".part*"))
-    if not parts:
-        return
+    parts = _part_files(output)
     scored = {}
     for part in parts:
         ResumableWriter(part, key="key").close()  # drops a line torn by a kill

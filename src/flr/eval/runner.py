@@ -138,7 +138,7 @@ def evaluate_benchmark(kind, records, scores: dict[str, dict], targets=None, see
             for target in sorted({t for v in (targets or {}).values() for t in v}):
                 values = {m: v[target] for m, v in targets.items() if target in v}
                 metrics[name][target] = system_correlations(means, values)
-    for i, r in enumerate(records):
+    for r in records:
         row = {k: r[k] for k in ("id", "subset", "model") if k in r}
         for name, table in scores.items():
             if kind == "pairwise":
@@ -148,7 +148,6 @@ def evaluate_benchmark(kind, records, scores: dict[str, dict], targets=None, see
             else:
                 row[name] = table[text_key(r["prompt"], r["response"])].reward
         rows.append(row)
-        del i
     return rows, metrics
 
 
@@ -161,15 +160,6 @@ def _category_accuracy(records: list[dict], table: dict) -> dict[str, float]:
         rejected = [table[text_key(r["prompt"], r["rejected"])].categories[category] for r in records]
         out[category] = pairwise_accuracy(chosen, rejected)["accuracy"]
     return out
-
-
-def headline(kind: str, metrics: dict, target: str | None = None) -> float:
-    """The one number per (benchmark, scorer) for the table: accuracy, Spearman, or system Spearman."""
-    if kind == "pairwise":
-        return metrics["accuracy"]
-    if kind == "rating":
-        return metrics["spearman"]
-    return metrics.get(target or "lc_win_rate", metrics.get("arena_elo", {})).get("spearman", float("nan"))
 
 
 def run_eval(config: EvalConfig, scorers: dict, *, model_name: str | None = None, extra: dict | None = None) -> dict:
