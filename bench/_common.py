@@ -232,3 +232,34 @@ def table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
     out = [line([h for _, h in columns]), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     out += [line(c) for c in cells]
     return "\n".join(out)
+
+
+def scoring_table(result: dict, batches: list[int] | None, peak: float | None) -> str:
+    rows = []
+    for r in result["rows"]:
+        if r.get("oom") or (batches and r["batch"] not in batches):
+            continue
+        row = dict(r)
+        row["mem_mib"] = r["fast_peak_mem_bytes"] / 2**20
+        row["mfu_pct"] = 100 * r["mfu"]
+        if peak:
+            row["mfu_alt_pct"] = 100 * r["fast_tflops"] * 1e12 / peak
+        rows.append(row)
+    columns = [
+        ("K", "K"),
+        ("P", "P"),
+        ("batch", "B"),
+        ("fast_examples_per_s", "fast ex/s"),
+        ("fast_tokens_per_s", "fast tok/s"),
+        ("fast_tflops", "TFLOP/s"),
+        ("mfu_pct", "MFU %"),
+    ]
+    if peak:
+        columns.append(("mfu_alt_pct", f"MFU % vs {peak / 1e12:.0f}"))
+    columns += [
+        ("mem_mib", "peak mem MiB"),
+        ("ref_examples_per_s", "ref ex/s"),
+        ("speedup", "speed-up"),
+        ("ideal_speedup", "ideal"),
+    ]
+    return table(rows, columns)

@@ -359,24 +359,7 @@ def main(argv=None) -> int:
         stem = f"scoring_{device.type}_{_slug(label)}_{args.grid}"
         payload = {"mode": "synthetic", "grid": args.grid, "environment": env, **result}
         print()
-        print(
-            C.table(
-                result["rows"],
-                [
-                    ("K", "K"),
-                    ("P", "P"),
-                    ("batch", "B"),
-                    ("fast_examples_per_s", "fast ex/s"),
-                    ("fast_tokens_per_s", "fast tok/s"),
-                    ("fast_tflops", "TFLOP/s"),
-                    ("mfu", "MFU"),
-                    ("fast_peak_mem_bytes", "peak mem B"),
-                    ("ref_examples_per_s", "ref ex/s"),
-                    ("speedup", "speed-up"),
-                    ("ideal_speedup", "ideal"),
-                ],
-            )
-        )
+        print(C.scoring_table(result, None, None))
     path = C.write_result(payload, args.out, stem)
     print(f"\nwrote {path}")
     return 0

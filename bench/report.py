@@ -17,37 +17,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
 
-def scoring_table(result: dict, batches: list[int] | None, peak: float | None) -> str:
-    rows = []
-    for r in result["rows"]:
-        if r.get("oom") or (batches and r["batch"] not in batches):
-            continue
-        row = dict(r)
-        row["mem_mib"] = r["fast_peak_mem_bytes"] / 2**20
-        row["mfu_pct"] = 100 * r["mfu"]
-        if peak:
-            row["mfu_alt_pct"] = 100 * r["fast_tflops"] * 1e12 / peak
-        rows.append(row)
-    columns = [
-        ("K", "K"),
-        ("P", "P"),
-        ("batch", "B"),
-        ("fast_examples_per_s", "fast ex/s"),
-        ("fast_tokens_per_s", "fast tok/s"),
-        ("fast_tflops", "TFLOP/s"),
-        ("mfu_pct", "MFU %"),
-    ]
-    if peak:
-        columns.append(("mfu_alt_pct", f"MFU % vs {peak / 1e12:.0f}"))
-    columns += [
-        ("mem_mib", "peak mem MiB"),
-        ("ref_examples_per_s", "ref ex/s"),
-        ("speedup", "speed-up"),
-        ("ideal_speedup", "ideal"),
-    ]
-    return C.table(rows, columns)
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("files", nargs="+")
@@ -64,7 +33,7 @@ def main(argv=None) -> int:
             f"{peak.get('what')}\n"
         )
         if "rows" in result and result["rows"] and "fast_examples_per_s" in result["rows"][0]:
-            print(scoring_table(result, args.batch, args.peak))
+            print(C.scoring_table(result, args.batch, args.peak))
         else:
             print(json.dumps({k: v for k, v in result.items() if k not in ("environment",)}, indent=1)[:3000])
         print()
