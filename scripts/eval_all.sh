@@ -3,7 +3,7 @@
 # 150 prompts per model, MT-Bench system-level in full, with FLR, Direct and length.
 # Usage: scripts/eval_all.sh [MODEL] [extra flr eval flags...]   (default model: the embedded SmolLM2-135M)
 # Runs six flr eval processes side by side, each with its own score cache (then merged into runs/scores.sqlite).
-# On one H100 in fp32 the embedded model takes ~10 minutes; on a 2-core CPU, many hours.
+# On one H100 in fp32 the embedded model took about 12 minutes (docs/RESULTS.md); on a 2-core CPU, many hours.
 set -euo pipefail
 MODEL=${1:-default}; shift || true
 FLR=${FLR:-flr}
