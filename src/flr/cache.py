@@ -12,7 +12,6 @@ import os
 import sqlite3
 from pathlib import Path
 
-from flr.models import cache_dir
 from flr.scorers.base import ScoreResult
 
 
@@ -23,12 +22,19 @@ def text_key(prompt, response: str) -> str:
 
 class ScoreCache:
     def __init__(self, path: str | os.PathLike | None = None):
+        from flr.models import cache_dir
+
         self.path = Path(path) if path else cache_dir() / "scores.sqlite"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.path, timeout=120)  # several runs may share one cache
         self.db.execute(
             "CREATE TABLE IF NOT EXISTS scores (scorer TEXT, key TEXT, reward REAL, categories TEXT, "
             "truncated INTEGER, PRIMARY KEY (scorer, key))"
+        )
+        # per-follow-up log-probs, shared by every follow-up set, weighting and calibration on the same model
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS followups (model TEXT, key TEXT, text TEXT, mean REAL, sum REAL, "
+            "tokens INTEGER, truncated INTEGER, PRIMARY KEY (model, key, text))"
         )
 
     def get(self, scorer: str, keys: list[str]) -> dict[str, ScoreResult]:
@@ -50,6 +56,30 @@ class ScoreCache:
         self.db.executemany(
             "INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?, ?)",
             [(scorer, k, r.reward, json.dumps(r.categories), int(r.truncated)) for k, r in results.items()],
+        )
+        self.db.commit()
+
+    def get_followups(self, model: str, keys: list[str], texts: list[str]) -> dict[tuple[str, str], dict]:
+        """``{(key, text): {mean, sum, tokens, truncated}}`` for the pairs the cache holds."""
+        wanted = set(texts)
+        out = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            rows = self.db.execute(
+                f"SELECT key, text, mean, sum, tokens, truncated FROM followups WHERE model = ? AND key IN "
+                f"({','.join('?' * len(chunk))})",
+                [model, *chunk],
+            )
+            for key, text, mean, total, tokens, truncated in rows:
+                if text in wanted:
+                    out[(key, text)] = {"mean": mean, "sum": total, "tokens": tokens, "truncated": bool(truncated)}
+        return out
+
+    def put_followups(self, model: str, values: dict[tuple[str, str], dict]) -> None:
+        self.db.executemany(
+            "INSERT OR REPLACE INTO followups VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(model, k, t, v["mean"], v["sum"], v["tokens"], int(v["truncated"])) for (k, t), v in values.items()],
         )
         self.db.commit()
 

@@ -102,10 +102,14 @@ class ChatRenderer:
 
     # -- items -----------------------------------------------------------------------------------------
 
-    def followup_item(self, conversation, response: str, followups: Sequence[str]) -> ScoringItem:
-        """Score each follow-up as the user's next turn after ``response``."""
+    def followup_item(self, conversation, response: str, followups: Sequence[str], *, reserve: int = 0) -> ScoringItem:
+        """Score each follow-up as the user's next turn after ``response``.
+
+        ``reserve``: when cutting to ``max_length``, leave room for a follow-up turn of at least this many tokens,
+        so that where the conversation is cut does not depend on which follow-ups are scored.
+        """
         conv = normalize_conversation(conversation)
-        return self._fit(conv, response, lambda c, r: self._followup_item(c, r, followups))
+        return self._fit(conv, response, lambda c, r: self._followup_item(c, r, followups), reserve=reserve)
 
     def response_item(self, conversation, response: str) -> ScoringItem:
         """Score the response itself given the conversation (the direct baseline)."""
@@ -176,23 +180,27 @@ class ChatRenderer:
 
     # -- truncation ------------------------------------------------------------------------------------
 
-    def _fit(self, conv: list[Message], response: str, build) -> ScoringItem:
+    def _fit(self, conv: list[Message], response: str, build, reserve: int = 0) -> ScoringItem:
         """Cap the length: drop the oldest turns, then cut the prompt's start, then the response's start.
 
         A follow-up is never cut. For the direct baseline the response is the scored text: when it alone is too
         long, its start is cut and the rest is scored.
         """
+
+        def length(item: ScoringItem) -> int:
+            return max(item.max_length, len(item.prefix) + reserve)
+
         item = build(conv, response)
-        if self.max_length is None or item.max_length <= self.max_length:
+        if self.max_length is None or length(item) <= self.max_length:
             return item
         conv = list(conv)
         system = [m for m in conv[:1] if m["role"] == "system"]
         turns = conv[len(system) :]
-        while len(turns) > 2 and item.max_length > self.max_length:
+        while len(turns) > 2 and length(item) > self.max_length:
             turns = turns[2:]  # a (user, assistant) pair at a time: templates that check alternation stay happy
             item = build(system + turns, response)
         for _ in range(8):  # token counts shift a little at the cut: a few rounds settle it
-            excess = item.max_length - self.max_length
+            excess = length(item) - self.max_length
             if excess <= 0:
                 break
             first = turns[0]["content"]
@@ -206,7 +214,7 @@ class ChatRenderer:
                 if response.strip():
                     raise
                 break  # the direct baseline's response is cut away entirely: "too small" below
-        if item.max_length > self.max_length:
+        if length(item) > self.max_length:
             raise FLRError(f"--max-length {self.max_length} is too small for the scored text itself")
         item.truncated = True
         return item

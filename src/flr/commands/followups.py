@@ -29,6 +29,31 @@ class SelectConfig:
     )
 
 
+@dataclass
+class FitConfig:
+    benchmarks: str = field(
+        default="",
+        metadata={
+            "help": "Comma-separated pairwise benchmarks (names or {prompt, chosen, rejected} files) to fit on."
+        },
+    )
+    limit: int | None = field(default=None, metadata={"help": "Seeded sample of N pairs per benchmark (None: all)."})
+    seed: int = field(default=0, metadata={"help": "Sampling and cross-validation seed."})
+    data_dir: str | None = field(default=None, metadata={"help": "Where the public benchmark files live."})
+    cache: str | None = field(default=None, metadata={"help": "Score cache file (default: $FLR_CACHE/scores.sqlite)."})
+    output: str = field(
+        default="runs/followups/weighted.yaml",
+        metadata={"help": "The weighted follow-up set (YAML).", "aliases": ["-o"]},
+    )
+
+
+FIT_EXAMPLES = """examples:
+  flr followups fit --benchmarks rmb,rm_bench,hh-rlhf,alpaca_eval --limit 64 -o runs/followups/weighted.yaml
+  flr followups fit --benchmarks my_pairs.jsonl --followups compact -o weighted.yaml
+  flr eval --benchmarks autoj,pandalm --followups runs/followups/weighted.yaml     # the scorer uses the weights
+"""
+
+
 def make_parser(subparsers):
     parser = subparsers.add_parser(
         "followups",
@@ -49,6 +74,18 @@ def make_parser(subparsers):
         dataclasses_=(SelectConfig, FLRConfig, ModelConfig),
     )
     select.set_defaults(func=select_main)
+    fit = add_command(
+        subs,
+        "fit",
+        help="Fit per-follow-up weights on labelled pairs (L2 logistic regression); write a weighted set.",
+        description="Scores the pairs of --benchmarks with every follow-up of the set (per-follow-up log-probs are "
+        "cached and reused), fits an L2-regularised logistic regression of the human label on the per-follow-up "
+        "margins (scikit-learn, strength by 5-fold cross-validation) and writes a follow-up set whose utterances "
+        "carry the weights. Fit on one pool of benchmarks and evaluate on others.",
+        dataclasses_=(FitConfig, FLRConfig, ModelConfig),
+    )
+    fit.epilog = FIT_EXAMPLES
+    fit.set_defaults(func=fit_main)
     parser.set_defaults(func=lambda args: parser.print_help() or 1)
     return parser
 
@@ -88,4 +125,58 @@ def select_main(args) -> int:
     for s in sorted(stats, key=lambda s: -s["accuracy"])[:10]:
         print(f"{100 * s['accuracy']:5.1f}%  {s['category']:22s} {s['polarity']:9s} {s['text']}")
     print(f"flr followups: wrote {path} (and per-utterance statistics in {Path(config.output).with_suffix('.jsonl')})")
+    return 0
+
+
+def fit_main(args) -> int:
+    from flr.cache import ScoreCache
+    from flr.eval.fitting import fit_weights, pair_features, weighted_set
+    from flr.eval.runner import EvalConfig, benchmark_records
+    from flr.followups import dump_followups
+
+    config, flr_config, model_config = to_configs(args, FitConfig, FLRConfig, ModelConfig)
+    names = [b.strip() for b in config.benchmarks.split(",") if b.strip()]
+    if not names:
+        raise FLRError("give --benchmarks: pairwise benchmark names or {prompt, chosen, rejected} files")
+    fset = load_followups(flr_config.followups).select(flr_config.categories)
+    if fset.weighted:
+        raise FLRError(f"{flr_config.followups}: already weighted; fit on an unweighted follow-up set")
+    records = []
+    for name in names:  # every input is read and checked before the model loads
+        kind, rows = benchmark_records(
+            name, EvalConfig(data_dir=config.data_dir, limit=config.limit, seed=config.seed)
+        )
+        if kind != "pairwise":
+            raise FLRError(f"{name} is {kind}: fitting needs labelled pairs {{prompt, chosen, rejected}}")
+        records += rows
+    model, tokenizer = load_model(model_config)
+    scorer = FollowUpReward(model, tokenizer, flr_config, model_name=model_name(model_config.model))
+    cache = ScoreCache(config.cache)
+    scorer.attach_cache(cache)
+    try:
+        features = pair_features(scorer, records)
+    finally:
+        scorer.attach_cache(None)
+        cache.close()
+    coef, stats = fit_weights(features, seed=config.seed)
+    fitted = weighted_set(fset, coef)
+    meta = {
+        "fit": {
+            "on": names,
+            "limit": config.limit,
+            "seed": config.seed,
+            "model": model_name(model_config.model),
+            "statistic": flr_config.statistic,
+            "max_length": flr_config.max_length,
+            "base_set": fset.name,
+            "base_fingerprint": fset.fingerprint(),
+            **{k: round(v, 4) if isinstance(v, float) else v for k, v in stats.items()},
+        }
+    }
+    dump_followups(fitted, config.output, extra=meta)
+    print(
+        f"flr followups fit: {stats['pairs']} pairs, C={stats['C']:.3g}, cross-validated accuracy "
+        f"{100 * stats['cv_accuracy']:.1f}% (unweighted on the same pairs: {100 * stats['unweighted_train_accuracy']:.1f}%)"
+        f" -> {config.output}"
+    )
     return 0

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from flr.commands._common import add_command, make_subparsers, to_configs
 from flr.models import ModelConfig
+from flr.reward_training import RewardTuningConfig, train_flr, train_rm
 from flr.train import TrainConfig, train
 
 HELP = {
     "dpo": "DPO on preference pairs {prompt, chosen, rejected} (flr mine's pairs.jsonl).",
     "kto": "KTO on unpaired rows {prompt, completion, label} (flr mine --format kto), or on pairs.",
     "feedback": "SFT of the FLR scorer model on {prompt, response, feedback}: loss on the feedback tokens only.",
+    "flr": "Preference-tune the FLR scorer on labelled pairs {prompt, chosen, rejected}: LoRA, FLR margin loss.",
+    "rm": "A classifier reward model (score head + LoRA) on the same backbone and pairs, through TRL.",
 }
 EXAMPLES = {
     "dpo": """examples:
@@ -24,6 +27,15 @@ EXAMPLES = {
   flr train feedback --data feedback.jsonl --output-dir runs/scorer-ft --model default
   flr score pairs.jsonl -o scored.jsonl --model runs/scorer-ft       # FLR with the tuned scorer
 """,
+    "flr": """examples:
+  flr train flr --data pairs.jsonl --output-dir runs/flr-tuned --max-length 512 --limit 256
+  flr train flr --data pairs.jsonl --output-dir runs/flr-tuned --kl-coef 0 --followups default
+  flr eval --benchmarks autoj,pandalm --model runs/flr-tuned          # scores with the adapter's follow-up set
+""",
+    "rm": """examples:
+  flr train rm --data pairs.jsonl --output-dir runs/rm --max-length 512 --limit 256
+  flr eval --benchmarks autoj,pandalm --scorers flr,rm:runs/rm,length
+""",
 }
 
 
@@ -36,8 +48,9 @@ def make_parser(subparsers):
         "summary.json and training.png.",
     )
     methods = make_subparsers(parser, dest="method")
-    for method in ("dpo", "kto", "feedback"):
-        sub = add_command(methods, method, help=HELP[method], dataclasses_=(TrainConfig, ModelConfig))
+    for method in ("dpo", "kto", "feedback", "flr", "rm"):
+        extra = (RewardTuningConfig,) if method in ("flr", "rm") else ()
+        sub = add_command(methods, method, help=HELP[method], dataclasses_=(TrainConfig, *extra, ModelConfig))
         sub.epilog = EXAMPLES[method]
         sub.set_defaults(func=main, method=method)
     parser.set_defaults(func=lambda args: parser.print_help() or 1)
@@ -45,8 +58,13 @@ def make_parser(subparsers):
 
 
 def main(args) -> int:
-    cfg, model_config = to_configs(args, TrainConfig, ModelConfig)
-    summary = train(args.method, cfg, model_config)
+    cfg, tuning, model_config = to_configs(args, TrainConfig, RewardTuningConfig, ModelConfig)
+    if args.method == "flr":
+        summary = train_flr(cfg, model_config, tuning=tuning)
+    elif args.method == "rm":
+        summary = train_rm(cfg, model_config, tuning, max_length=cfg.max_length)
+    else:
+        summary = train(args.method, cfg, model_config)
     final = ", ".join(f"{k} {v:.4g}" for k, v in summary["final"].items())
     print(f"flr train {args.method}: {summary['steps']} steps ({final}) -> adapter in {summary['adapter']}")
     return 0

@@ -94,6 +94,8 @@ def _requests(kind: str, records: list[dict]) -> list[tuple]:
 def score_with_cache(scorer, requests: list[tuple], cache: ScoreCache, desc: str) -> dict:
     """Scores for every request, computing only the ones the cache lacks and saving each chunk as it finishes."""
     fingerprint = scorer.fingerprint()
+    if hasattr(scorer, "attach_cache"):
+        scorer.attach_cache(cache)
     known = cache.get(fingerprint, [k for k, _ in requests])
     todo = [(k, pr) for k, pr in requests if k not in known]
     if known:
@@ -181,6 +183,9 @@ def run_eval(config: EvalConfig, scorers: dict, *, model_name: str | None = None
             _write_rows(out / f"{label}.jsonl", rows)
             results[label] = {"kind": kind, "n": len(records), "source": name, "scorers": metrics}
     finally:
+        for scorer in scorers.values():
+            if hasattr(scorer, "attach_cache"):
+                scorer.attach_cache(None)
         cache.close()
     summary = {
         "model": model_name,

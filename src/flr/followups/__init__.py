@@ -11,6 +11,11 @@ The package ships ``default.yaml``; users may supply their own YAML/JSON file in
       a: {description: ..., positive: [...], negative: [...]}
 
 or in the compact form ``{a: {positive: [...], negative: [...]}, ...}`` (no ``categories:`` key).
+
+An utterance is a string, or ``{text: ..., weight: w}`` in a *weighted* set (``flr followups fit`` writes one;
+weights go on every utterance or on none). A category's score is ``sum_pos w·s - sum_neg w·s`` over its
+follow-ups' scores ``s``; an unweighted set means ``w = 1/n`` per polarity (the paper's mean difference). Fitted
+weights may be negative: a "positive" follow-up that, in the data, marks worse responses.
 """
 
 from __future__ import annotations
@@ -26,11 +31,13 @@ from typing import Any
 
 from flr.errors import FLRError, InputError
 
-__all__ = ["Category", "FollowUpSet", "load_followups", "DEFAULT_NAME"]
+__all__ = ["Category", "FollowUpSet", "load_followups", "dump_followups", "DEFAULT_NAME"]
 
 DEFAULT_NAME = "default"
+PACKAGED = ("default", "compact")
+SCORER_FOLLOWUPS = "flr_followups.yaml"  # inside an adapter folder: the set its scorer was tuned with  # sets shipped in this folder, loadable by name
 _POLARITIES = ("positive", "negative")
-_META_KEYS = ("name", "version", "description", "default_categories")
+_META_KEYS = ("name", "version", "description", "default_categories", "fit")
 _CATEGORY_KEYS = ("description", "positive", "negative")
 
 
@@ -40,6 +47,13 @@ class Category:
     positive: tuple[str, ...]
     negative: tuple[str, ...]
     description: str = ""
+    positive_weights: tuple[float, ...] | None = None  # None: 1/len(positive) each
+    negative_weights: tuple[float, ...] | None = None
+
+    def coefficients(self, polarity: str) -> tuple[float, ...]:
+        texts = self.positive if polarity == "positive" else self.negative
+        weights = self.positive_weights if polarity == "positive" else self.negative_weights
+        return weights if weights is not None else (1.0 / len(texts),) * len(texts)
 
 
 @dataclass(frozen=True)
@@ -79,6 +93,19 @@ class FollowUpSet:
         )
 
     @property
+    def weighted(self) -> bool:
+        return any(c.positive_weights is not None for c in self.categories.values())
+
+    @property
+    def coefficients(self) -> list[float]:
+        """Each utterance's weight within its category, aligned with :attr:`utterances`."""
+        out: list[float] = []
+        for cat in self.categories.values():
+            out.extend(cat.coefficients("positive"))
+            out.extend(cat.coefficients("negative"))
+        return out
+
+    @property
     def utterances(self) -> list[tuple[str, str, str]]:
         """Flat ``(category, polarity, text)`` triples: per category, positives then negatives."""
         out: list[tuple[str, str, str]] = []
@@ -93,15 +120,21 @@ class FollowUpSet:
         Descriptions and the set's name do not count: two sets with the same utterances score identically.
         """
         content = [[c.name, list(c.positive), list(c.negative)] for c in self.categories.values()]
+        if self.weighted:
+            content.append(
+                [list(c.positive_weights or ()) + list(c.negative_weights or ()) for c in self.categories.values()]
+            )
         blob = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
 def load_followups(path: str | os.PathLike[str] | None = None) -> FollowUpSet:
-    """Load a follow-up set: ``None`` or ``"default"`` -> the packaged set; else a .yaml/.yml/.json file."""
-    if path is None or (isinstance(path, str) and path == DEFAULT_NAME):
-        ref = resources.files(__name__).joinpath("default.yaml")
-        return _parse(ref.read_text(encoding="utf-8"), label="default.yaml", json_format=False, stem="flr-default")
+    """Load a follow-up set: ``None`` or a packaged name (``default``, ``compact``); else a .yaml/.yml/.json file."""
+    if path is None:
+        path = DEFAULT_NAME
+    if isinstance(path, str) and path in PACKAGED:
+        ref = resources.files(__name__).joinpath(f"{path}.yaml")
+        return _parse(ref.read_text(encoding="utf-8"), label=f"{path}.yaml", json_format=False, stem=f"flr-{path}")
     p = Path(path)
     label = str(path)
     try:
@@ -161,6 +194,8 @@ def _parse(text: str, *, label: str, json_format: bool, stem: str) -> FollowUpSe
             raise InputError("category names must be non-empty strings", file=label, field=f"{prefix}{cat_name!r}")
         categories[cat_name] = _parse_category(cat_name, body, f"{prefix}{cat_name}", label, seen)
 
+    if len({c.positive_weights is None for c in categories.values()}) > 1:
+        raise InputError("weights go on every follow-up of a set or on none", file=label, field="categories")
     defaults = _parse_defaults(data.get("default_categories"), categories, label)
     return FollowUpSet(name=name.strip(), categories=categories, default_categories=defaults)
 
@@ -189,11 +224,16 @@ def _parse_category(name: str, body: Any, where: str, label: str, seen: dict[str
             raise InputError(f"category '{name}' needs at least one {pol} follow-up", file=label, field=field)
         if isinstance(items, str) or not isinstance(items, Sequence):
             raise InputError(f"expected a list of strings, got {_kind(items)}", file=label, field=field)
-        texts = []
+        texts, weights = [], []
         for i, item in enumerate(items):
             item_field = f"{field}[{i}]"
-            if not isinstance(item, str):
-                raise InputError(f"expected a string, got {_kind(item)}", file=label, field=item_field)
+            if isinstance(item, Mapping):
+                item, weight = _weighted_item(item, label, item_field)
+                weights.append(weight)
+            elif not isinstance(item, str):
+                raise InputError(
+                    f"expected a string or {{text, weight}}, got {_kind(item)}", file=label, field=item_field
+                )
             text = item.strip()
             if not text:
                 raise InputError("blank follow-up utterance", file=label, field=item_field)
@@ -202,8 +242,50 @@ def _parse_category(name: str, body: Any, where: str, label: str, seen: dict[str
                 raise InputError(f"duplicate follow-up {text!r} (same as {seen[key]})", file=label, field=item_field)
             seen[key] = item_field
             texts.append(text)
+        if weights and len(weights) != len(texts):
+            raise InputError("weights go on every follow-up of a set or on none", file=label, field=field)
         lists[pol] = tuple(texts)
-    return Category(name=name, positive=lists["positive"], negative=lists["negative"], description=description.strip())
+        lists[pol + "_weights"] = tuple(weights) if weights else None
+    if (lists["positive_weights"] is None) != (lists["negative_weights"] is None):
+        raise InputError("weights go on every follow-up of a set or on none", file=label, field=where)
+    return Category(name=name, description=description.strip(), **lists)
+
+
+def _weighted_item(item: Mapping, label: str, where: str) -> tuple[str, float]:
+    extra = [k for k in item if k not in ("text", "weight")]
+    if extra:
+        raise InputError(f"unknown key {extra[0]!r} (expected: text, weight)", file=label, field=f"{where}.{extra[0]}")
+    text, weight = item.get("text"), item.get("weight")
+    if not isinstance(text, str):
+        raise InputError(f"expected a string, got {_kind(text)}", file=label, field=f"{where}.text")
+    if (
+        isinstance(weight, bool)
+        or not isinstance(weight, int | float)
+        or weight != weight
+        or abs(weight) == float("inf")
+    ):
+        raise InputError(f"expected a finite number, got {_kind(weight)}", file=label, field=f"{where}.weight")
+    return text, float(weight)
+
+
+def dump_followups(fset: FollowUpSet, path: str | os.PathLike[str], *, extra: Mapping | None = None) -> None:
+    """Write ``fset`` as YAML in the shape :func:`load_followups` reads (weights included when it has them)."""
+    import yaml
+
+    def items(texts, weights):
+        return list(texts) if weights is None else [{"text": t, "weight": round(w, 6)} for t, w in zip(texts, weights)]
+
+    data = {"name": fset.name, **(dict(extra) if extra else {}), "default_categories": list(fset.default_categories)}
+    data["categories"] = {
+        c.name: {
+            **({"description": c.description} if c.description else {}),
+            "positive": items(c.positive, c.positive_weights),
+            "negative": items(c.negative, c.negative_weights),
+        }
+        for c in fset.categories.values()
+    }
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=119), encoding="utf-8")
 
 
 def _parse_defaults(raw: Any, categories: dict[str, Category], label: str) -> tuple[str, ...]:

@@ -46,7 +46,12 @@ def build_scorer(
         mc = model_config or ModelConfig()
         batch = config.batch_size if config else 8
         return ClassifierReward(
-            name[3:], device=mc.device, dtype=mc.dtype, batch_size=batch, trust_remote_code=mc.trust_remote_code
+            name[3:],
+            device=mc.device,
+            dtype=mc.dtype,
+            batch_size=batch,
+            max_length=config.max_length if config else 4096,
+            trust_remote_code=mc.trust_remote_code,
         )
     if name not in ("flr", "direct"):
         raise FLRError(f"unknown scorer '{name}': use one of {', '.join(SCORERS)}")

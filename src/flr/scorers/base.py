@@ -86,3 +86,26 @@ class BaseScorer:
 
 def config_dict(config) -> dict[str, Any]:
     return asdict(config) if config is not None else {}
+
+
+class LMScorer(BaseScorer):
+    """A scorer that reads log-probs from a causal LM (FLR and the direct baseline)."""
+
+    def __init__(self, model, tokenizer, config, *, model_name: str | None = None):
+        from flr.chat import ChatRenderer
+
+        self.model, self.tokenizer, self.config = model, tokenizer, config
+        self.model_name = model_name or getattr(model, "name_or_path", "model")
+        self.renderer = ChatRenderer(tokenizer, include_eot=config.include_eot, max_length=config.max_length)
+        self.chunk_size = max(config.batch_size * 4, 16)
+
+    def describe(self) -> dict:
+        keep = ("statistic", "include_eot", "max_length")
+        return {
+            "scorer": self.name,
+            "model": self.model_name,
+            # the weights, not the name: an adapter retrained into the same folder must not hit old scores
+            "weights_id": getattr(self.model, "flr_fingerprint", None),
+            "dtype": str(next(self.model.parameters()).dtype).replace("torch.", ""),
+            **{k: v for k, v in config_dict(self.config).items() if k in keep},
+        }

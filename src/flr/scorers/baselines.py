@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 import torch
 
-from flr.chat import normalize_conversation
 from flr.scorers.base import BaseScorer, ScoreResult
 
 
@@ -20,8 +19,52 @@ class LengthBaseline(BaseScorer):
         return [ScoreResult(reward=float(len(r["response"]))) for r in records]
 
 
+def classifier_ids(renderer, prompt, response: str) -> list[int]:
+    """Token ids a classifier RM reads: the conversation + response + end of turn, rendered and cut from the left
+    exactly as FLR's scorer renders them (:class:`flr.chat.ChatRenderer`)."""
+    item = renderer.response_item(prompt, response)
+    return item.prefix + item.continuations[0][: item.spans[0][1]]
+
+
+def load_classifier(
+    spec: str, *, num_labels: int | None = None, device=None, dtype=torch.float32, trust_remote_code=False
+):
+    """A sequence-classification model from a spec ('default', a folder, a Hub id) or a PEFT adapter folder."""
+    import json
+    from pathlib import Path
+
+    from transformers import AutoModelForSequenceClassification
+
+    from flr.models import is_adapter_dir, load_tokenizer, resolve_spec
+
+    path = resolve_spec(spec)
+    kwargs = dict(dtype=dtype, trust_remote_code=trust_remote_code)
+    if num_labels is not None:  # a fresh head (training from a causal LM); else the checkpoint's own
+        kwargs["num_labels"] = num_labels
+    if is_adapter_dir(path):
+        from peft import PeftModel
+
+        base = json.loads((Path(path) / "adapter_config.json").read_text())["base_model_name_or_path"]
+        kwargs.setdefault("num_labels", 1)  # flr train rm's adapters score with one logit
+        model = AutoModelForSequenceClassification.from_pretrained(resolve_spec(base), **kwargs)
+        model = PeftModel.from_pretrained(model, path)
+        tokenizer = load_tokenizer(path if (Path(path) / "tokenizer_config.json").exists() else base)
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
+        tokenizer = load_tokenizer(spec, trust_remote_code=trust_remote_code)
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    if device is not None:
+        model.to(device)
+    return model, tokenizer
+
+
 class ClassifierReward(BaseScorer):
-    """Any Hugging Face sequence-classification reward model (``rm:<hub id or folder>``)."""
+    """Any Hugging Face sequence-classification reward model (``rm:<hub id, folder or flr train rm adapter>``).
+
+    Conversations are rendered with the RM's chat template and cut from the left (oldest turns, then the prompt's
+    start, then the response's start) like every flr scorer, so the response's end is always read.
+    """
 
     def __init__(
         self,
@@ -33,48 +76,30 @@ class ClassifierReward(BaseScorer):
         max_length: int = 4096,
         trust_remote_code: bool = False,
     ):
-        from transformers import AutoModelForSequenceClassification
-
-        from flr.models import load_tokenizer, resolve_device, resolve_dtype, resolve_spec
+        from flr.chat import ChatRenderer
+        from flr.models import resolve_device, resolve_dtype, weights_fingerprint
 
         self.spec, self.batch_size, self.max_length = spec, batch_size, max_length
         self.name = f"rm:{spec}"
         dev = resolve_device(device)
-        self.model = (
-            AutoModelForSequenceClassification.from_pretrained(
-                resolve_spec(spec), dtype=resolve_dtype(dtype, dev), trust_remote_code=trust_remote_code
-            )
-            .to(dev)
-            .eval()
+        self.model, self.tokenizer = load_classifier(
+            spec, device=dev, dtype=resolve_dtype(dtype, dev), trust_remote_code=trust_remote_code
         )
-        self.tokenizer = load_tokenizer(spec, trust_remote_code=trust_remote_code)
-        if self.model.config.pad_token_id is None:
-            self.model.config.pad_token_id = self.tokenizer.pad_token_id
+        self.model.eval()
+        self.renderer = ChatRenderer(self.tokenizer, max_length=max_length)
+        self.weights_id = weights_fingerprint(spec)
         self.chunk_size = batch_size
 
     def describe(self) -> dict:
-        return {"scorer": "rm", "model": self.spec, "max_length": self.max_length}
+        return {"scorer": "rm", "model": self.spec, "weights_id": self.weights_id, "max_length": self.max_length}
 
     @torch.inference_mode()
     def _score_chunk(self, records: Sequence[dict]) -> list[ScoreResult]:
-        from flr.chat import PLAIN_CHAT_TEMPLATE
-
-        texts = [
-            self.tokenizer.apply_chat_template(
-                normalize_conversation(r["prompt"]) + [{"role": "assistant", "content": r["response"]}],
-                chat_template=self.tokenizer.chat_template or PLAIN_CHAT_TEMPLATE,
-                tokenize=False,
-            )
-            for r in records
-        ]
-        enc = self.tokenizer(
-            texts,
-            add_special_tokens=False,
-            padding=True,
-            truncation=True,
-            max_length=self.max_length,
-            return_tensors="pt",
-        ).to(self.model.device)
-        logits = self.model(**enc).logits.float()
+        ids = [classifier_ids(self.renderer, r["prompt"], r["response"]) for r in records]
+        width = max(len(x) for x in ids)
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.tensor([x + [pad] * (width - len(x)) for x in ids], device=self.model.device)
+        mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in ids], device=self.model.device)
+        logits = self.model(input_ids=input_ids, attention_mask=mask).logits.float()
         rewards = logits[:, 0] if logits.shape[-1] == 1 else logits.log_softmax(-1)[:, -1]
         return [ScoreResult(reward=float(v)) for v in rewards.cpu()]

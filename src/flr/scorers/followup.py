@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from flr.chat import ChatRenderer
 from flr.followups import load_followups
 from flr.logprobs import continuation_logprobs
-from flr.scorers.base import BaseScorer, ScoreResult, config_dict
+from flr.scorers.base import LMScorer, ScoreResult
 
 
 @dataclass
@@ -16,7 +15,10 @@ class FLRConfig:
     """How FLR turns follow-up likelihoods into a reward."""
 
     followups: str | None = field(
-        default=None, metadata={"help": "Follow-up set: a YAML/JSON file, or 'default' (flr's own set)."}
+        default=None,
+        metadata={
+            "help": "Follow-up set: a YAML/JSON file, or a packaged one: default (60 follow-ups in the paper's 3 categories), compact (12 of them)."
+        },
     )
     categories: str | None = field(
         default=None,
@@ -50,6 +52,19 @@ class FLRConfig:
     token_budget: int = field(
         default=16384, metadata={"help": "Padded tokens per forward pass; halves itself on out-of-memory."}
     )
+    calibration: str = field(
+        default="none",
+        metadata={
+            "help": "none, or pmi: subtract each follow-up's score after a content-free response to the same prompt "
+            "(--content-free), which removes how likely the follow-up is anyway. Pairwise rankings of two responses "
+            "to one prompt do not change (the baseline cancels); rewards compared across prompts do.",
+            "choices": ["none", "pmi"],
+        },
+    )
+    content_free: str = field(
+        default="",
+        metadata={"help": "The content-free response for --calibration pmi (default: the empty response)."},
+    )
     method: str = field(
         default="packed",
         metadata={
@@ -69,20 +84,40 @@ def _reduce(logprobs, statistic: str) -> float:
     return float(logprobs.mean() if statistic == "mean" else logprobs.sum())
 
 
-class FollowUpReward(BaseScorer):
-    """Reward = weighted mean over categories of (mean positive follow-up score - mean negative one)."""
+# follow-ups are rendered against this many tokens at least when a conversation is cut to --max-length, so that
+# where a conversation is cut does not depend on the follow-up set (cached per-follow-up scores stay exact)
+FOLLOWUP_RESERVE = 64
+
+
+def _tuned_set(model) -> str | None:
+    """The follow-up set saved with a tuned adapter (``flr train flr``), when ``model`` carries one."""
+    from pathlib import Path
+
+    from flr.followups import SCORER_FOLLOWUPS
+
+    folder = getattr(model, "flr_adapter_dir", None)
+    path = Path(folder, SCORER_FOLLOWUPS) if folder else None
+    return str(path) if path is not None and path.exists() else None
+
+
+class FollowUpReward(LMScorer):
+    """Reward = weighted mean over categories of (weighted positive follow-up scores - weighted negative ones).
+
+    With an unweighted follow-up set each weight is 1/n, the paper's difference of means. With a score cache
+    attached (:meth:`attach_cache`), per-follow-up log-probs are stored and reused across follow-up sets, weights,
+    categories and calibration: only missing (record, follow-up) pairs are computed.
+    """
 
     name = "flr"
 
     def __init__(self, model, tokenizer, config: FLRConfig | None = None, *, model_name: str | None = None):
-        self.model, self.tokenizer = model, tokenizer
-        self.config = config or FLRConfig()
-        self.model_name = model_name or getattr(model, "name_or_path", "model")
-        self.followups = load_followups(self.config.followups).select(self.config.categories)
-        self.utterances = self.followups.utterances
-        names = list(self.followups.categories)
+        super().__init__(model, tokenizer, config or FLRConfig(), model_name=model_name)
         from flr.errors import FLRError
 
+        self.followups = load_followups(self.config.followups or _tuned_set(model)).select(self.config.categories)
+        self.utterances = self.followups.utterances
+        self.coefficients = self.followups.coefficients
+        names = list(self.followups.categories)
         try:
             weights = [float(w) for w in self.config.weights.split(",")] if self.config.weights else [1.0] * len(names)
         except ValueError:
@@ -91,47 +126,104 @@ class FollowUpReward(BaseScorer):
             raise FLRError(f"--weights has {len(weights)} values for {len(names)} categories {names}")
         if sum(weights) == 0:
             raise FLRError(f"--weights must not sum to zero, got {self.config.weights!r}")
+        if self.config.calibration not in ("none", "pmi"):
+            raise FLRError(f"--calibration must be none or pmi, got {self.config.calibration!r}")
         self.weights = dict(zip(names, weights))
-        self.renderer = ChatRenderer(tokenizer, include_eot=self.config.include_eot, max_length=self.config.max_length)
-        self.chunk_size = max(self.config.batch_size * 4, 16)
+        self.reserve = min(FOLLOWUP_RESERVE, (self.config.max_length or 0) // 8)
+        self.logprob_cache = None
 
     def describe(self) -> dict:
-        return {
-            "scorer": self.name,
-            "model": self.model_name,
-            "dtype": str(next(self.model.parameters()).dtype).replace("torch.", ""),
+        out = {
+            **super().describe(),
             "followups": self.followups.fingerprint(),
             "weights": self.weights,
-            **{k: v for k, v in config_dict(self.config).items() if k in ("statistic", "include_eot", "max_length")},
         }
+        if self.config.calibration != "none":
+            out.update(calibration=self.config.calibration, content_free=self.config.content_free)
+        return out
+
+    def raw_fingerprint(self) -> str:
+        """What one follow-up's log-prob depends on: the model's weights, dtype and the rendering settings."""
+        import hashlib
+        import json
+
+        keep = {k: v for k, v in super().describe().items() if k != "scorer"}
+        blob = json.dumps([keep, FOLLOWUP_RESERVE], sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def attach_cache(self, cache) -> None:
+        """Store and reuse per-follow-up log-probs in ``cache`` (a :class:`flr.cache.ScoreCache`)."""
+        self.logprob_cache = cache
+
+    # -- scoring ---------------------------------------------------------------------------------------
+
+    def followup_values(self, records: Sequence[dict]) -> list[tuple[bool, list[dict]]]:
+        """Per record: (truncated, per follow-up ``{mean, sum, tokens}``), from the cache where it has them."""
+        from flr.cache import text_key
+
+        texts = [text for _, _, text in self.utterances]
+        keys = [text_key(r["prompt"], r["response"]) for r in records]
+        raw = self.raw_fingerprint()
+        known = self.logprob_cache.get_followups(raw, keys, texts) if self.logprob_cache is not None else {}
+        todo = [i for i, k in enumerate(keys) if any((k, t) not in known for t in texts)]
+        if todo:
+            items, missing = [], []
+            for i in todo:
+                wanted = [t for t in texts if (keys[i], t) not in known]
+                r = records[i]
+                items.append(self.renderer.followup_item(r["prompt"], r["response"], wanted, reserve=self.reserve))
+                missing.append(wanted)
+            logprobs = continuation_logprobs(
+                self.model, items, method=self.config.method, **_kernel_kwargs(self.config)
+            )
+            fresh = {}
+            for i, item, wanted, lps in zip(todo, items, missing, logprobs):
+                for text, lp in zip(wanted, lps):
+                    fresh[(keys[i], text)] = {
+                        "mean": float(lp.mean()),
+                        "sum": float(lp.sum()),
+                        "tokens": len(lp),
+                        "truncated": item.truncated,
+                    }
+            if self.logprob_cache is not None:
+                self.logprob_cache.put_followups(raw, fresh)
+            known.update(fresh)
+        out = []
+        for k in keys:
+            values = [known[(k, t)] for t in texts]
+            out.append((any(v["truncated"] for v in values), values))
+        return out
 
     def _score_chunk(self, records: Sequence[dict]) -> list[ScoreResult]:
-        texts = [text for _, _, text in self.utterances]
-        items = [self.renderer.followup_item(r["prompt"], r["response"], texts) for r in records]
-        logprobs = continuation_logprobs(self.model, items, method=self.config.method, **_kernel_kwargs(self.config))
-        return [self._aggregate(item.truncated, lps) for item, lps in zip(items, logprobs)]
+        values = self.followup_values(records)
+        baselines = [None] * len(records)
+        if self.config.calibration == "pmi":
+            from flr.cache import text_key
 
-    def _aggregate(self, truncated: bool, logprobs) -> ScoreResult:
-        sums: dict[tuple[str, str], list[float]] = {}
+            prompts = {text_key(r["prompt"], ""): r["prompt"] for r in records}
+            neutral = [{"prompt": p, "response": self.config.content_free} for p in prompts.values()]
+            by_prompt = dict(zip(prompts, self.followup_values(neutral)))
+            baselines = [by_prompt[text_key(r["prompt"], "")][1] for r in records]
+        return [self._aggregate(truncated, v, b) for (truncated, v), b in zip(values, baselines)]
+
+    def _aggregate(self, truncated: bool, values: list[dict], baseline: list[dict] | None = None) -> ScoreResult:
+        stat = self.config.statistic
+        categories = dict.fromkeys(self.weights, 0.0)
         details = []
-        for (category, polarity, text), lp in zip(self.utterances, logprobs):
-            value = _reduce(lp, self.config.statistic)
-            sums.setdefault((category, polarity), []).append(value)
-            details.append(
-                {
-                    "category": category,
-                    "polarity": polarity,
-                    "text": text,
-                    "logprob_mean": float(lp.mean()),
-                    "logprob_sum": float(lp.sum()),
-                    "tokens": len(lp),
-                }
-            )
-        categories = {
-            c: sum(sums[(c, "positive")]) / len(sums[(c, "positive")])
-            - sum(sums[(c, "negative")]) / len(sums[(c, "negative")])
-            for c in self.weights
-        }
+        for i, ((category, polarity, text), coef, v) in enumerate(zip(self.utterances, self.coefficients, values)):
+            value = v[stat] - (baseline[i][stat] if baseline is not None else 0.0)
+            categories[category] += coef * value if polarity == "positive" else -coef * value
+            detail = {
+                "category": category,
+                "polarity": polarity,
+                "text": text,
+                "logprob_mean": v["mean"],
+                "logprob_sum": v["sum"],
+                "tokens": v["tokens"],
+            }
+            if baseline is not None:
+                detail["calibrated"] = value
+            details.append(detail)
         total = sum(self.weights.values())
         reward = sum(self.weights[c] * s for c, s in categories.items()) / total
         return ScoreResult(reward=reward, categories=categories, truncated=truncated, details=details)

@@ -1,0 +1,73 @@
+"""Fitted follow-up weights: an L2-regularised logistic regression on per-follow-up margins of labelled pairs.
+
+Each follow-up ``f`` gives a pair a feature ``z_f(chosen) - z_f(rejected)``, with ``z_f = +s_f`` for a positive
+follow-up and ``-s_f`` for a negative one (``s_f`` its log-prob statistic). A logistic regression without intercept
+(scikit-learn, regularisation strength chosen by cross-validation) on the pairs, mirrored so that both label
+values occur, gives one coefficient per follow-up: the follow-up's weight in a *weighted* set, whose reward is
+``sum_f w_f z_f``. Per-follow-up log-probs come from the score cache, so refitting costs seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from flr.errors import FLRError
+from flr.followups import Category, FollowUpSet
+from flr.scorers.followup import FollowUpReward
+
+
+def pair_features(scorer: FollowUpReward, records: Sequence[dict], *, progress: bool = True) -> np.ndarray:
+    """[pairs, follow-ups] matrix of signed per-follow-up margins (chosen minus rejected)."""
+    if not records:
+        raise FLRError("no labelled pairs to fit follow-up weights on")
+    key = "logprob_mean" if scorer.config.statistic == "mean" else "logprob_sum"
+    sides = [{"prompt": r["prompt"], "response": r[side]} for r in records for side in ("chosen", "rejected")]
+    results = scorer.score(sides, progress=progress)
+    sign = np.array([1.0 if p == "positive" else -1.0 for _, p, _ in scorer.utterances])
+    values = np.array([[d[key] for d in res.details] for res in results]) * sign
+    return values[0::2] - values[1::2]
+
+
+def fit_weights(features: np.ndarray, *, folds: int = 5, seed: int = 0) -> tuple[np.ndarray, dict]:
+    """Coefficients of an L2 logistic regression of 'chosen wins' on the margins, and fit statistics."""
+    from sklearn.linear_model import LogisticRegressionCV
+
+    n = len(features)
+    if n < 2 * folds:
+        raise FLRError(f"need at least {2 * folds} labelled pairs to fit follow-up weights, got {n}")
+    X = np.concatenate([features, -features])
+    y = np.concatenate([np.ones(n), np.zeros(n)])
+    groups = np.concatenate([np.arange(n), np.arange(n)])  # a pair and its mirror stay in one fold
+    from sklearn.model_selection import GroupKFold
+
+    cv = list(GroupKFold(n_splits=folds).split(X, y, groups))
+    model = LogisticRegressionCV(Cs=np.logspace(-3, 3, 13), cv=cv, fit_intercept=False, scoring="accuracy")
+    model.fit(X, y)
+    coef = model.coef_[0]
+    stats = {
+        "pairs": n,
+        "C": float(model.C_[0]),
+        "cv_accuracy": float(np.max(np.mean(model.scores_[1.0], axis=0))),
+        "train_accuracy": float(np.mean(features @ coef > 0)),
+        "unweighted_train_accuracy": float(np.mean(features.sum(1) > 0)),
+    }
+    return coef, stats
+
+
+def weighted_set(fset: FollowUpSet, coef: np.ndarray, name: str | None = None) -> FollowUpSet:
+    """``fset`` with each utterance weighted by its coefficient (scaled so the category mean reads sum_f w_f z_f)."""
+    if fset.weighted:
+        raise FLRError("fit weights on an unweighted follow-up set")
+    if len(coef) != len(fset.utterances):
+        raise FLRError(f"{len(coef)} weights for a set of {len(fset.utterances)} follow-ups")
+    scale = len(fset.categories)  # the reward averages the categories
+    i, categories = 0, {}
+    for cat in fset.categories.values():
+        pos = tuple(float(w) * scale for w in coef[i : i + len(cat.positive)])
+        i += len(cat.positive)
+        neg = tuple(float(w) * scale for w in coef[i : i + len(cat.negative)])
+        i += len(cat.negative)
+        categories[cat.name] = Category(cat.name, cat.positive, cat.negative, cat.description, pos, neg)
+    return FollowUpSet(name or f"{fset.name}-fitted", categories, fset.default_categories)

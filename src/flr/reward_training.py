@@ -1,0 +1,376 @@
+"""Learn the reward from labelled pairs: preference-tuned FLR (``flr train flr``) and its anchor, a classifier
+reward model on the same backbone and pairs (``flr train rm``).
+
+Preference-tuned FLR trains LoRA adapters on the follow-up LM so that the FLR margin
+``r(x, chosen) - r(x, rejected)`` grows: loss ``-log sigmoid(beta * margin)``, with ``r`` computed by the packed
+kernel with gradients (teacher-forced follow-up log-probs, the same rendering and spans the scorer reads). Each
+step scores a random subset of the follow-ups (``--followups-per-step`` per category and polarity, the same subset
+for both sides of a pair); scoring afterwards uses the full set. A KL term keeps the follow-up distribution after
+a content-free response where the base model had it (``--kl-coef``), so the tuned model still reads follow-ups as a
+language model and does not learn a fixed bias towards positive follow-ups.
+
+Both save a LoRA adapter at the root of ``output_dir`` (a model spec for every flr command: ``--model DIR`` for
+FLR, ``--scorers rm:DIR`` for the classifier), keep HF Trainer checkpoints (adapter, optimizer, scheduler, RNG) in
+``checkpoint-N`` and resume from the latest one.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from flr.chat import ChatRenderer
+from flr.data import write_json
+from flr.errors import FLRError
+from flr.followups import SCORER_FOLLOWUPS, dump_followups
+from flr.models import ModelConfig, load_model
+from flr.provenance import provenance
+from flr.scorers.baselines import classifier_ids, load_classifier
+from flr.scorers.followup import FLRConfig
+from flr.train import (
+    TrainConfig,
+    _portable_base,
+    lora_config,
+    plot_curves,
+    resolve_checkpoint,
+    training_curves,
+)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_LEARNING_RATES = {"flr": 2e-4, "rm": 2e-4}
+
+
+@dataclass
+class RewardTuningConfig:
+    """What ``flr train flr`` adds to the shared training settings."""
+
+    followups: str | None = field(
+        default="compact",
+        metadata={
+            "help": "Follow-up set the scorer is tuned with (a file, or default / compact); it is saved with the "
+            "adapter and used by FLR whenever the adapter is the model and no --followups is given."
+        },
+    )
+    categories: str | None = field(default=None, metadata={"help": "Categories of the set (default: the set's own)."})
+    margin_scale: float = field(
+        default=10.0,
+        metadata={"help": "beta of the loss -log sigmoid(beta * margin); FLR margins are about 0.01-0.1."},
+    )
+    followups_per_step: int = field(
+        default=1,
+        metadata={
+            "help": "Follow-ups scored per category and polarity in each step (random, the same for both sides of a "
+            "pair). Scoring cost grows with it; evaluation always uses the full set."
+        },
+    )
+    kl_coef: float = field(
+        default=0.5,
+        metadata={
+            "help": "Weight of KL(base || tuned) over the follow-up tokens after a content-free response (0: off)."
+        },
+    )
+    content_free: str = field(default="", metadata={"help": "The content-free response of the KL term."})
+    lora_layers: int | None = field(
+        default=8,
+        metadata={
+            "help": "Adapt only the top N decoder layers (backward then stops there: about 2x faster steps on "
+            "CPU). None: every layer."
+        },
+    )
+
+
+def _layers_config(cfg: TrainConfig, model, lora_layers: int | None, task_type: str):
+    config = lora_config(cfg)
+    config.task_type = task_type
+    if lora_layers:
+        n = model.config.num_hidden_layers
+        config.layers_to_transform = list(range(max(0, n - lora_layers), n))
+    return config
+
+
+def load_pairs(cfg: TrainConfig) -> list[dict]:
+    """``{prompt, chosen, rejected}`` records (TRL's standard or conversational preference format), each checked:
+    a missing, empty or non-text field stops with one line naming file, line and field."""
+    from flr.data import get_prompt, get_text, read_records, validate_messages
+
+    if not cfg.data:
+        raise FLRError("no training data: pass --data FILE with {prompt, chosen, rejected} records")
+    records = read_records(cfg.data, split=cfg.split, field_map=cfg.field_map, limit=cfg.limit)
+    if not records:
+        raise FLRError(f"{cfg.data}: no records")
+    rows = []
+    for rec in records:
+        row = {"prompt": get_prompt(rec)}
+        for side in ("chosen", "rejected"):
+            value = rec.data.get(side)
+            if isinstance(value, list):  # conversational: the last (assistant) message
+                value = validate_messages(value, rec, side)[-1]["content"]
+                rec.data = {**rec.data, side: value}
+            row[side] = get_text(rec, side)
+        rows.append(row)
+    return rows
+
+
+# -- preference-tuned FLR --------------------------------------------------------------------------------
+
+
+class _ListDataset(torch.utils.data.Dataset):
+    """Records of mixed shapes (string and message-list prompts), which Arrow tables cannot hold together."""
+
+    def __init__(self, rows: list[dict]):
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.rows[i]
+
+
+def _make_flr_trainer_class():
+    from transformers import Trainer
+
+    class FLRTrainer(Trainer):
+        """A Trainer whose loss is the FLR pairwise loss (plus the KL term); logs margins, accuracy and KL."""
+
+        def __init__(self, *args, flr_config: FLRConfig, tuning: RewardTuningConfig, beta: float, **kwargs):
+            super().__init__(*args, **kwargs)
+            from flr.followups import load_followups
+
+            self.fset = load_followups(flr_config.followups).select(flr_config.categories)
+            self.flr_config, self.tuning, self.beta = flr_config, tuning, beta
+            self.renderer = ChatRenderer(
+                self.processing_class, include_eot=flr_config.include_eot, max_length=flr_config.max_length
+            )
+            self.stats: dict[str, list[float]] = defaultdict(list)
+
+        def _sample_followups(self) -> list[tuple[str, str, str]]:
+            rng = random.Random(self.args.seed * 1_000_003 + self.state.global_step)
+            picked = []
+            for cat in self.fset.categories.values():
+                for polarity, texts in (("positive", cat.positive), ("negative", cat.negative)):
+                    k = min(self.tuning.followups_per_step, len(texts))
+                    picked += [(cat.name, polarity, t) for t in rng.sample(list(texts), k)]
+            return picked
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            from flr.logprobs import packed_hidden, scaled_logits
+
+            records = inputs["records"]
+            followups = self._sample_followups()
+            texts = [t for _, _, t in followups]
+            reserve = min(64, self.flr_config.max_length // 8)
+            items = []
+            for r in records:
+                for side in ("chosen", "rejected"):
+                    items.append(self.renderer.followup_item(r["prompt"], r[side], texts, reserve=reserve))
+            n_scored = len(items)
+            if self.tuning.kl_coef > 0:
+                items += [
+                    self.renderer.followup_item(r["prompt"], self.tuning.content_free, texts, reserve=reserve)
+                    for r in records
+                ]
+            hidden, targets, where, (head, lm) = packed_hidden(model, items)
+            logits = scaled_logits(lm, head(hidden).float())
+            token_lp = logits.gather(-1, targets[:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+            # per (item, follow-up) statistic, then the FLR reward of each item on this step's follow-ups
+            values = torch.zeros(len(items), len(texts), device=hidden.device)
+            start = 0
+            kl_rows = []
+            for item, k, count in where:
+                part = token_lp[start : start + count]
+                values[item, k] = part.mean() if self.flr_config.statistic == "mean" else part.sum()
+                if item >= n_scored:
+                    kl_rows.append(torch.arange(start, start + count, device=hidden.device))
+                start += count
+            sign = (
+                torch.tensor([1.0 if p == "positive" else -1.0 for _, p, _ in followups], device=hidden.device)
+                / self.tuning.followups_per_step
+            )
+            n_cats = len(self.fset.categories)
+            rewards = (values[:n_scored] * sign).sum(-1) / n_cats
+            margins = rewards[0::2] - rewards[1::2]
+            loss = -torch.nn.functional.logsigmoid(self.beta * margins).mean()
+            self.stats["rewards/margins"].append(margins.mean().item())
+            self.stats["rewards/accuracies"].append((margins > 0).float().mean().item())
+            if kl_rows:
+                rows = torch.cat(kl_rows)
+                tuned = torch.log_softmax(logits[rows], dim=-1)
+                with torch.no_grad(), model.disable_adapter():
+                    base_hidden, _, _, _ = packed_hidden(model, items[n_scored:])
+                    base = torch.log_softmax(scaled_logits(lm, head(base_hidden).float()), dim=-1)
+                kl = (base.exp() * (base - tuned)).sum(-1).mean()
+                loss = loss + self.tuning.kl_coef * kl
+                self.stats["kl"].append(kl.item())
+            return loss
+
+        def log(self, logs: dict, *args, **kwargs) -> None:
+            for key, values in self.stats.items():
+                if values:
+                    logs[key] = sum(values) / len(values)
+            self.stats.clear()
+            super().log(logs, *args, **kwargs)
+
+    return FLRTrainer
+
+
+def _trainer_args(cfg: TrainConfig, method: str, device, **extra):
+    from transformers import TrainingArguments
+
+    kwargs = dict(
+        output_dir=cfg.output_dir,
+        learning_rate=cfg.learning_rate or DEFAULT_LEARNING_RATES[method],
+        num_train_epochs=cfg.num_train_epochs,
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.per_device_train_batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        logging_steps=cfg.logging_steps,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
+        seed=cfg.seed,
+        use_cpu=device.type == "cpu",
+        bf16=device.type == "cuda" and torch.cuda.is_bf16_supported(),
+        report_to="none",
+        remove_unused_columns=False,
+        **extra,
+    )
+    if method == "rm":
+        from trl import RewardConfig
+
+        cls = RewardConfig
+        kwargs.update(max_length=None, gradient_checkpointing=cfg.gradient_checkpointing)
+    else:
+        cls = TrainingArguments
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise FLRError(f"invalid training settings: {exc}") from None
+
+
+def train_flr(
+    cfg: TrainConfig,
+    model_config: ModelConfig,
+    flr_config: FLRConfig | None = None,
+    tuning: RewardTuningConfig | None = None,
+    *,
+    model=None,
+    tokenizer=None,
+) -> dict:
+    """Preference-tune the FLR scorer model on ``{prompt, chosen, rejected}`` pairs; returns the summary."""
+    from peft import get_peft_model
+
+    tuning = tuning or RewardTuningConfig()
+    flr_config = flr_config or FLRConfig(
+        followups=tuning.followups, categories=tuning.categories, max_length=cfg.max_length
+    )
+    if tuning.followups_per_step < 1:
+        raise FLRError(f"--followups-per-step must be at least 1, got {tuning.followups_per_step}")
+    if tuning.kl_coef < 0:
+        raise FLRError(f"--kl-coef must be >= 0, got {tuning.kl_coef}")
+    from flr.followups import load_followups
+
+    fset = load_followups(flr_config.followups).select(flr_config.categories)  # bad sets fail before the model loads
+    if fset.weighted:
+        raise FLRError("flr train flr tunes the model with an unweighted follow-up set; fit weights afterwards")
+    records = load_pairs(cfg)
+    if model is None:
+        model, tokenizer = load_model(model_config)
+    if hasattr(model, "peft_config"):
+        raise FLRError("the model already carries a PEFT adapter: train from its base model (or merge it first)")
+    device = next(model.parameters()).device
+    model = get_peft_model(model, _layers_config(cfg, model, tuning.lora_layers, "CAUSAL_LM"))
+    trainer_cls = _make_flr_trainer_class()
+    trainer = trainer_cls(
+        model=model,
+        args=_trainer_args(cfg, "flr", device),
+        train_dataset=_ListDataset(records),
+        data_collator=lambda batch: {"records": batch},
+        processing_class=tokenizer,
+        flr_config=flr_config,
+        tuning=tuning,
+        beta=tuning.margin_scale,
+    )
+    summary = _finish(trainer, "flr", cfg, model_config, records, extra={"tuning": vars(tuning)})
+    dump_followups(fset, Path(cfg.output_dir) / SCORER_FOLLOWUPS)
+    return summary
+
+
+def _finish(trainer, method: str, cfg: TrainConfig, model_config: ModelConfig, records, extra: dict) -> dict:
+    checkpoint = resolve_checkpoint(cfg)
+    if checkpoint:
+        logger.info("resuming from %s (optimizer and scheduler state included)", checkpoint)
+    started = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=checkpoint)
+    seconds = time.perf_counter() - started
+    out = Path(cfg.output_dir)
+    trainer.model.save_pretrained(str(out))
+    trainer.processing_class.save_pretrained(str(out))
+    _portable_base(out, model_config.model)
+    curves = training_curves(trainer.state.log_history)
+    last = {k: v[-1][1] for k, v in curves.items()}
+    steps_run = trainer.state.global_step - (int(Path(checkpoint).name.split("-")[-1]) if checkpoint else 0)
+    summary = {
+        "method": method,
+        "adapter": str(out),
+        "base_model": model_config.model,
+        "examples": len(records),
+        "steps": trainer.state.global_step,
+        "resumed_from": checkpoint,
+        "learning_rate": trainer.args.learning_rate,
+        "train_loss": result.training_loss,
+        "seconds_per_step": seconds / steps_run if steps_run > 0 else None,
+        "final": {
+            k: v
+            for k, v in last.items()
+            if k in ("loss", "rewards/margins", "rewards/accuracies", "kl", "accuracy", "margin")
+        },
+        "curves": curves,
+        "plot": "training.png" if plot_curves(curves, out / "training.png", f"flr train {method}") else None,
+        **extra,
+    }
+    write_json(out / "summary.json", {**summary, **provenance(cfg, model_config)})
+    return summary
+
+
+# -- classifier reward model (the anchor) ----------------------------------------------------------------
+
+
+def train_rm(
+    cfg: TrainConfig, model_config: ModelConfig, tuning: RewardTuningConfig | None = None, *, max_length: int = 512
+) -> dict:
+    """A classifier reward model (score head + LoRA) on the same backbone and pairs, through TRL's RewardTrainer."""
+    from datasets import Dataset
+    from trl import RewardTrainer
+
+    from flr.models import resolve_device
+
+    tuning = tuning or RewardTuningConfig()
+    records = load_pairs(cfg)
+    device = resolve_device(model_config.device)
+    model, tokenizer = load_classifier(model_config.model, num_labels=1, device=device)
+    renderer = ChatRenderer(tokenizer, max_length=max_length)
+    rows = [
+        {
+            "chosen_ids": classifier_ids(renderer, r["prompt"], r["chosen"]),
+            "rejected_ids": classifier_ids(renderer, r["prompt"], r["rejected"]),
+        }
+        for r in records
+    ]
+    peft = _layers_config(cfg, model, tuning.lora_layers, "SEQ_CLS")
+    peft.modules_to_save = ["score"]
+    trainer = RewardTrainer(
+        model=model,
+        args=_trainer_args(cfg, "rm", device),
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        peft_config=peft,
+    )
+    return _finish(trainer, "rm", cfg, model_config, records, extra={"max_length": max_length})

@@ -1,0 +1,218 @@
+"""Learned FLR on the tiny model: weighted follow-up sets, fitting, PMI calibration, the per-follow-up cache,
+preference tuning, the classifier anchor, and cache invalidation when an adapter is retrained in place."""
+
+import json
+
+import numpy as np
+import pytest
+
+from flr.cache import ScoreCache
+from flr.errors import FLRError, InputError
+from flr.eval.fitting import fit_weights, pair_features, weighted_set
+from flr.followups import dump_followups, load_followups
+from flr.models import ModelConfig, load_model, weights_fingerprint
+from flr.scorers import FLRConfig, FollowUpReward, build_scorer
+from flr.train import TrainConfig
+
+PAIRS = [
+    {"prompt": "What is 2+2?", "chosen": "It is 4.", "rejected": "I like turtles."},
+    {"prompt": [{"role": "user", "content": "Name a color."}], "chosen": "Blue.", "rejected": "No."},
+]
+
+
+def _write(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def test_weighted_set_loads_and_changes_rewards(tiny, tmp_path):
+    model, tokenizer = tiny
+    path = tmp_path / "w.yaml"
+    path.write_text(
+        "a:\n  positive: [{text: 'Thanks!', weight: 2.0}, {text: 'Great.', weight: -0.5}]\n"
+        "  negative: [{text: 'Wrong.', weight: 1.0}]\n"
+    )
+    fset = load_followups(str(path))
+    assert fset.weighted and fset.coefficients == [2.0, -0.5, 1.0]
+    weighted = FollowUpReward(model, tokenizer, FLRConfig(followups=str(path)))
+    (res,) = weighted.score(PAIRS[:1] and [{"prompt": "Hi", "response": "Hello!"}])
+    d = [x["logprob_mean"] for x in res.details]
+    assert res.reward == pytest.approx(2.0 * d[0] - 0.5 * d[1] - 1.0 * d[2], abs=1e-6)
+    plain = tmp_path / "p.yaml"
+    plain.write_text("a:\n  positive: ['Thanks!', 'Great.']\n  negative: ['Wrong.']\n")
+    (unweighted,) = FollowUpReward(model, tokenizer, FLRConfig(followups=str(plain))).score(
+        [{"prompt": "Hi", "response": "Hello!"}]
+    )
+    assert unweighted.reward == pytest.approx((d[0] + d[1]) / 2 - d[2], abs=1e-6)
+    assert weighted.fingerprint() != FollowUpReward(model, tokenizer, FLRConfig(followups=str(plain))).fingerprint()
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ("a:\n  positive: [{text: 'x', weight: 1}, 'y']\n  negative: [{text: 'z', weight: 1}]\n", "a.positive"),
+        (
+            "a:\n  positive: [{text: 'x', weight: 'big'}]\n  negative: [{text: 'z', weight: 1}]\n",
+            "a.positive[0].weight",
+        ),
+        ("a:\n  positive: [{text: 'x', weight: 1}]\n  negative: ['z']\n", "a"),
+    ],
+)
+def test_bad_weights_are_one_line_errors(tmp_path, body, field):
+    path = tmp_path / "bad.yaml"
+    path.write_text(body)
+    with pytest.raises(InputError) as err:
+        load_followups(str(path))
+    assert err.value.field == field and "\n" not in str(err.value)
+
+
+def test_fit_recovers_informative_followups_and_round_trips(tmp_path):
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(200, 4))
+    features[:, 0] += 1.0  # only the first follow-up separates chosen from rejected
+    coef, stats = fit_weights(features)
+    assert coef[0] > 3 * np.abs(coef[1:]).max() and stats["cv_accuracy"] > 0.7
+    fset = load_followups("compact").select("understanding")
+    fitted = weighted_set(fset, coef)
+    dump_followups(fitted, tmp_path / "f.yaml", extra={"fit": stats})
+    again = load_followups(str(tmp_path / "f.yaml"))
+    assert again.coefficients == pytest.approx([c * 1 for c in coef], abs=1e-5)  # one category: scale 1
+    with pytest.raises(FLRError):
+        weighted_set(fset, coef[:3])  # weights for another follow-up set
+    with pytest.raises(FLRError):
+        fit_weights(features[:3])
+
+
+def test_pmi_keeps_pairwise_margins_and_moves_rewards(tiny):
+    model, tokenizer = tiny
+    plain = FollowUpReward(model, tokenizer, FLRConfig(followups="compact"))
+    pmi = FollowUpReward(model, tokenizer, FLRConfig(followups="compact", calibration="pmi"))
+    recs = [{"prompt": p["prompt"], "response": p[s]} for p in PAIRS for s in ("chosen", "rejected")]
+    a, b = plain.score(recs), pmi.score(recs)
+    for i in (0, 2):  # the content-free baseline cancels between two responses to one prompt
+        assert a[i].reward - a[i + 1].reward == pytest.approx(b[i].reward - b[i + 1].reward, abs=1e-5)
+    assert abs(a[0].reward - b[0].reward) > 1e-4 and "calibrated" in b[0].details[0]
+    assert plain.fingerprint() != pmi.fingerprint()
+    with pytest.raises(FLRError):
+        FollowUpReward(model, tokenizer, FLRConfig(calibration="zscore"))
+
+
+def test_followup_cache_reuses_logprobs_across_sets(tiny, tmp_path, monkeypatch):
+    import flr.scorers.followup as followup
+
+    model, tokenizer = tiny
+    cache = ScoreCache(tmp_path / "c.db")
+    recs = [{"prompt": "Hi", "response": "Hello!"}, {"prompt": "Bye", "response": "Goodbye."}]
+    full = FollowUpReward(model, tokenizer, FLRConfig(followups="compact"))
+    full.attach_cache(cache)
+    first = full.score(recs)
+    calls = []
+    real = followup.continuation_logprobs
+    monkeypatch.setattr(followup, "continuation_logprobs", lambda *a, **k: calls.append(1) or real(*a, **k))
+    subset = FollowUpReward(model, tokenizer, FLRConfig(followups="compact", categories="understanding"))
+    subset.attach_cache(cache)
+    again = subset.score(recs)
+    assert not calls  # every log-prob came from the cache
+    assert again[0].details[0]["logprob_mean"] == pytest.approx(first[0].details[0]["logprob_mean"])
+    uncached = FollowUpReward(model, tokenizer, FLRConfig(followups="compact", categories="understanding"))
+    assert uncached.score(recs)[0].reward == pytest.approx(again[0].reward, abs=1e-5)
+    cache.close()
+
+
+def test_pair_features_signs(tiny):
+    model, tokenizer = tiny
+    scorer = FollowUpReward(model, tokenizer, FLRConfig(followups="compact", categories="understanding"))
+    X = pair_features(scorer, PAIRS, progress=False)
+    rewards = scorer.score([{"prompt": p["prompt"], "response": p[s]} for p in PAIRS for s in ("chosen", "rejected")])
+    # the unweighted reward margin is the coefficient-weighted sum of the features
+    coef = np.array(scorer.coefficients)
+    assert X.shape == (2, 4)
+    assert X @ coef == pytest.approx([rewards[0].reward - rewards[1].reward, rewards[2].reward - rewards[3].reward])
+
+
+def _margin(model_dir_or_model, tokenizer=None):
+    if tokenizer is None:
+        model, tokenizer = load_model(str(model_dir_or_model), device="cpu", dtype="float32")
+    else:
+        model = model_dir_or_model
+    scorer = FollowUpReward(model, tokenizer, FLRConfig(followups="compact"))
+    r = scorer.score([{"prompt": p["prompt"], "response": p[s]} for p in PAIRS for s in ("chosen", "rejected")])
+    return (r[0].reward - r[1].reward) + (r[2].reward - r[3].reward)
+
+
+def test_preference_tuning_raises_the_margin_and_scores_as_a_model(tiny_model_dir, tmp_path):
+    from flr.reward_training import RewardTuningConfig, train_flr
+
+    data = _write(tmp_path / "pairs.jsonl", PAIRS)
+    before = _margin(tiny_model_dir)
+    out = tmp_path / "flr"
+    cfg = TrainConfig(
+        data=data, output_dir=str(out), max_steps=8, per_device_train_batch_size=2, learning_rate=3e-2,
+        max_length=256, save_steps=4, resume_from_checkpoint="none", lora_r=8,
+    )  # fmt: skip
+    tuning = RewardTuningConfig(followups_per_step=2, kl_coef=0.1, lora_layers=None)
+    summary = train_flr(cfg, ModelConfig(model=str(tiny_model_dir), device="cpu"), tuning=tuning)
+    assert summary["steps"] == 8 and summary["seconds_per_step"] > 0 and (out / "training.png").exists()
+    assert "kl" in summary["final"] and (out / "flr_followups.yaml").exists()
+    after = _margin(out)  # the output folder is a model spec; FLR scores with the adapter's follow-up set
+    assert after > before + 1e-3
+    model, _ = load_model(str(out), device="cpu")
+    scorer = build_scorer("flr", model, load_model(str(out), device="cpu")[1])
+    assert scorer.followups.name == "flr-compact"
+
+
+def test_classifier_rm_trains_and_scores(tiny_model_dir, tmp_path):
+    from flr.reward_training import train_rm
+
+    data = _write(tmp_path / "pairs.jsonl", PAIRS * 2)
+    out = tmp_path / "rm"
+    cfg = TrainConfig(
+        data=data, output_dir=str(out), max_steps=4, per_device_train_batch_size=2, learning_rate=1e-2,
+        max_length=128, resume_from_checkpoint="none",
+    )  # fmt: skip
+    summary = train_rm(cfg, ModelConfig(model=str(tiny_model_dir), device="cpu"), max_length=128)
+    assert summary["steps"] == 4 and (out / "adapter_config.json").exists()
+    scorer = build_scorer(f"rm:{out}", config=FLRConfig(max_length=128))
+    long = {"prompt": "word " * 400, "response": "Short answer."}
+    results = scorer.score([{"prompt": "What is 2+2?", "response": "It is 4."}, long])
+    assert all(np.isfinite(r.reward) for r in results)
+
+
+def test_retraining_in_place_changes_the_cache_key(tiny_model_dir, tmp_path):
+    from flr.reward_training import RewardTuningConfig, train_flr
+
+    data = _write(tmp_path / "pairs.jsonl", PAIRS)
+    out = tmp_path / "flr"
+    spec = ModelConfig(model=str(tiny_model_dir), device="cpu")
+    tuning = RewardTuningConfig(lora_layers=None)
+
+    def run(lr):
+        cfg = TrainConfig(
+            data=data, output_dir=str(out), max_steps=2, per_device_train_batch_size=2, learning_rate=lr,
+            max_length=256, resume_from_checkpoint="none",
+        )  # fmt: skip
+        train_flr(cfg, spec, tuning=tuning)
+        model, tokenizer = load_model(str(out), device="cpu")
+        return weights_fingerprint(str(out)), build_scorer("flr", model, tokenizer).fingerprint()
+
+    first, second = run(1e-2), run(5e-2)
+    assert first[0] != second[0] and first[1] != second[1]
+
+
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        ([{"prompt": "Hi", "response": "Hello"}], "field 'chosen'"),
+        ([{"prompt": "Hi", "chosen": "", "rejected": "x"}], "field 'chosen': empty"),
+        ([{"prompt": 3, "chosen": "a", "rejected": "b"}], "field 'prompt'"),
+        ([], "no records"),
+    ],
+)
+def test_bad_training_pairs_fail_before_the_model_loads(tmp_path, rows, message):
+    from flr.reward_training import train_flr
+
+    data = _write(tmp_path / "pairs.jsonl", rows)
+    cfg = TrainConfig(data=data, output_dir=str(tmp_path / "out"))
+    with pytest.raises(FLRError) as err:
+        train_flr(cfg, ModelConfig(model="/nonexistent/model/folder"))
+    assert message in str(err.value) and "\n" not in str(err.value)
