@@ -56,6 +56,20 @@ def _check_prompt(prompt) -> None:
     assert prompt[-1]["role"] == "user"
 
 
+RATING = ["autoj_critiques", "autoj_critiques-heldout"]
+
+
+def test_autoj_critiques_ratings_and_split():
+    from flr.eval.benchmarks import autoj_critiques, critiques_split
+
+    heldout = _load("autoj_critiques-heldout")  # skips without data
+    rows = autoj_critiques(_data_dir())
+    assert len(rows) > 950 and all(1 <= r["rating"] <= 10 for r in rows)
+    assert all(_nonempty(r["prompt"]) and _nonempty(r["response"]) and "Rating: [[" not in r["critique"] for r in rows)
+    assert {r["id"] for r in heldout} == {r["id"] for r in rows if critiques_split(r) == "heldout"}
+    assert 300 < len(heldout) < 330 and set(heldout[0]) == {"id", "prompt", "response", "rating", "subset"}
+
+
 def _id_key(record: dict):
     return (record["model"], record["id"]) if "model" in record else record["id"]
 
@@ -64,10 +78,10 @@ def _id_key(record: dict):
 
 
 def test_registry_names_and_kinds():
-    assert sorted(BENCHMARKS) == sorted(PAIRWISE + SYSTEM + ["demo"])
+    assert sorted(BENCHMARKS) == sorted(PAIRWISE + SYSTEM + RATING + ["demo"])
     for name, bench in BENCHMARKS.items():
         assert bench.name == name
-        assert bench.kind == ("system" if name in SYSTEM else "pairwise")
+        assert bench.kind == ("system" if name in SYSTEM else "rating" if name in RATING else "pairwise")
 
         assert (bench.load_targets is not None) == (bench.kind == "system")
         assert bench.source.strip() and "\n" not in bench.source and bench.description.strip()

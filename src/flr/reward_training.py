@@ -85,6 +85,14 @@ class RewardTuningConfig:
         },
     )
 
+    def __post_init__(self):
+        if self.followups_per_step < 1:
+            raise FLRError(f"--followups-per-step must be at least 1, got {self.followups_per_step}")
+        if self.kl_coef < 0:
+            raise FLRError(f"--kl-coef must be >= 0, got {self.kl_coef}")
+        if self.lora_layers is not None and self.lora_layers < 1:
+            raise FLRError(f"--lora-layers must be at least 1, got {self.lora_layers}")
+
 
 def _layers_config(cfg: TrainConfig, model, lora_layers: int | None, task_type: str):
     config = lora_config(cfg)

@@ -40,6 +40,10 @@ class ScoreJobConfig:
     details: bool = field(default=False, metadata={"help": "Also write every follow-up's log-probs."})
     skip_invalid: bool = field(default=False, metadata={"help": "Log and skip bad records instead of stopping."})
 
+    def __post_init__(self):
+        if self.limit is not None and self.limit < 1:
+            raise FLRError(f"--limit must be at least 1, got {self.limit}")
+
 
 def _key(row: dict) -> tuple:
     return (row.get("prompt", row.get("messages")), row.get("response"))

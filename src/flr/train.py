@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flr.chat import ChatRenderer
-from flr.data import read_jsonl, read_records, write_json
+from flr.data import read_records, write_json
 from flr.errors import FLRError, InputError
 from flr.models import DEFAULT_MODEL, ModelConfig, load_model
 from flr.provenance import provenance
@@ -144,93 +144,6 @@ def feedback_example(renderer: ChatRenderer, prompt, response: str, feedback: st
     cut = len(item.prefix) + start
     labels = [-100] * cut + ids[cut:]
     return {"input_ids": ids, "labels": labels}
-
-
-REWRITE_PROMPT = """Below is a user's request, an AI assistant's response, and a reviewer's critique of that response.
-
-[User's request]
-{prompt}
-
-[Assistant's response]
-{response}
-
-[Reviewer's critique]
-{critique}
-
-Write the message the user would send next, right after reading the response, that expresses the critique's \
-judgement in the user's own words: first person, addressed to the assistant, one or two sentences, no greeting, \
-no quotation marks. For example, the critique "The response fails to mention the deadline." becomes "You didn't \
-mention the deadline at all.", and "The answer is accurate and well organized." becomes "Thanks, that's clear and \
-exactly what I needed."
-
-Reply with the user's message only."""
-REWRITE_CONTEXT_CHARS = 2000  # prompt and response are cut to this many characters inside the rewrite prompt
-
-
-def rewrite_prompt(prompt, response: str, critique: str) -> list[dict]:
-    """The conversation sent to the rewriting model (see :data:`REWRITE_PROMPT`)."""
-    if not isinstance(prompt, str):
-        prompt = "\n".join(f"{m['role']}: {m['content']}" for m in prompt)
-    text = REWRITE_PROMPT.format(
-        prompt=prompt[:REWRITE_CONTEXT_CHARS], response=response[:REWRITE_CONTEXT_CHARS], critique=critique.strip()
-    )
-    return [{"role": "user", "content": text}]
-
-
-def clean_rewrite(text: str) -> str:
-    """The first non-empty line, without wrapping quotes or a 'User:' label."""
-    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
-    for label in ("User:", "user:", "User's message:"):
-        if line.startswith(label):
-            line = line[len(label) :].strip()
-    return line.strip("\"\u201c\u201d' ")
-
-
-@dataclass
-class RewriteConfig:
-    """Inputs and outputs of ``flr feedback rewrite``."""
-
-    input: str | None = field(
-        default=None, metadata={"help": "Records {prompt, response, critique} (a file or HF dataset id)."}
-    )
-    output: str | None = field(default=None, metadata={"help": "Output JSONL: each record + 'feedback'."})
-    split: str = field(default="train", metadata={"help": "Split, when --input is an HF dataset id."})
-    field_map: str | None = field(
-        default=None, metadata={"help": "Rename your fields to ours, e.g. critique=explanation,response=output."}
-    )
-    limit: int | None = field(default=None, metadata={"help": "Rewrite only the first N records."})
-    max_new_tokens: int = field(default=64, metadata={"help": "Cap on each rewritten follow-up."})
-    generation_batch_size: int = field(default=8, metadata={"help": "Records per generate() call."})
-
-
-def rewrite_critiques(cfg: RewriteConfig, model_config: ModelConfig, *, model=None, tokenizer=None) -> dict:
-    """Third-person critiques -> first-person user follow-ups (greedy), written to ``cfg.output``.
-
-    Generation goes through :func:`flr.generate.generate` into ``<output>.generations.jsonl`` (resumable); the
-    output holds each input record plus ``feedback`` (records whose rewrite came out empty are dropped, counted).
-    """
-    from flr.generate import SamplingConfig, generate
-    from flr.mine import write_jsonl
-
-    if not cfg.input or not cfg.output:
-        raise FLRError("give --input FILE and --output OUT.jsonl")
-    records = read_records(cfg.input, split=cfg.split, field_map=cfg.field_map, limit=cfg.limit)
-    rows = []
-    for index, rec in enumerate(records):
-        missing = [c for c in ("prompt", "response", "critique") if not rec.data.get(c)]
-        if missing:
-            raise InputError("missing (map yours with --field-map)", file=rec.source, line=rec.line, field=missing[0])
-        rows.append({"id": str(rec.data.get("id", index)), **rec.data})
-    prompts = [{"id": r["id"], "prompt": rewrite_prompt(r["prompt"], r["response"], r["critique"])} for r in rows]
-    sampling = SamplingConfig(
-        k=1, temperature=0.0, max_new_tokens=cfg.max_new_tokens, generation_batch_size=cfg.generation_batch_size
-    )
-    raw = Path(str(cfg.output) + ".generations.jsonl")
-    generate(prompts, raw, model_config, sampling, model=model, tokenizer=tokenizer)
-    rewritten = {r["id"]: clean_rewrite(r["candidates"][0]) for r in read_jsonl(raw)}
-    out = [{**r, "feedback": rewritten[r["id"]]} for r in rows if rewritten.get(r["id"])]
-    write_jsonl(cfg.output, out)
-    return {"records": len(rows), "written": len(out), "empty": len(rows) - len(out), "output": cfg.output}
 
 
 # -- trainer setup ---------------------------------------------------------------------------------------

@@ -39,12 +39,35 @@ def _list() -> None:
         print(f"{b.name:20s} {b.kind:9s} {b.source}")
 
 
+def check_before_loading(config, flr_config, names: list[str]) -> None:
+    """Unknown scorers and benchmarks, and bad follow-up sets, fail before any model loads."""
+    from pathlib import Path
+
+    from flr.errors import FLRError
+    from flr.eval.benchmarks import BENCHMARKS
+    from flr.followups import load_followups
+    from flr.scorers import SCORERS
+
+    for name in names:
+        if name not in ("flr", "direct", "length") and not (name.startswith("rm:") and len(name) > 3):
+            raise FLRError(f"unknown scorer '{name}': use one of {', '.join(SCORERS)}")
+    if "flr" in names and flr_config.followups:
+        load_followups(flr_config.followups).select(flr_config.categories)
+    for name in [b.strip() for b in config.benchmarks.split(",") if b.strip()]:
+        if name not in BENCHMARKS and not Path(name).exists() and ("/" not in name or Path(name).suffix):
+            raise FLRError(
+                f"unknown benchmark '{name}': registered ones are {', '.join(BENCHMARKS)}; "
+                "or give an existing file or an HF dataset id (org/name)"
+            )
+
+
 def main(args) -> int:
     config, flr_config, model_config = to_configs(args, EvalConfig, FLRConfig, ModelConfig)
     if config.list:
         _list()
         return 0
     names = [s.strip() for s in config.scorers.split(",") if s.strip()]
+    check_before_loading(config, flr_config, names)
     model = tokenizer = None
     if any(n in ("flr", "direct") for n in names):
         model, tokenizer = load_model(model_config)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from flr.commands._common import add_command, make_subparsers, to_configs
+from flr.feedback import REWRITE_PROMPT, RewriteConfig, rewrite_critiques
 from flr.models import ModelConfig
-from flr.train import REWRITE_PROMPT, RewriteConfig, rewrite_critiques
 
 EXAMPLES = """examples:
+  flr feedback rewrite --input autoj_critiques --method rules --output runs/feedback/autoj.jsonl   # no model
   flr feedback rewrite --input critiques.jsonl --output feedback.jsonl --model Qwen/Qwen2.5-7B-Instruct
   flr feedback rewrite --input data.jsonl --output fb.jsonl --field-map critique=explanation,response=output
   flr train feedback --data feedback.jsonl --output-dir runs/scorer-ft

@@ -185,6 +185,43 @@ def _load_autoj(data_dir: Path) -> list[dict]:
     return _keep(out)
 
 
+_AUTOJ_DATA = re.compile(r"\[Query\]:\s*(.*?)\n\*\*\*\n\[Response\]:\s*(.*?)\n\*\*\*\n\[END DATA\]", re.S)
+
+
+def autoj_critiques(data_dir: Path) -> list[dict]:
+    """The 960 Auto-J critiques as ``{id, prompt, response, critique, rating, subset}`` (query and response cut out
+    of Auto-J's judge prompt; the critique without its closing 'Rating: [[N]]')."""
+    rows = _read_jsonl(_file(data_dir, "autoj_critiques", "single_traindata.jsonl"))
+    out = []
+    for i, row in enumerate(rows):
+        match = _AUTOJ_DATA.search(row["usrmsg"])
+        critique = re.sub(r"\s*Rating:\s*\[\[[\d.]+\]\]\W*$", "", row["target_output"]).strip()
+        if not match or not _text(match[1]) or not _text(match[2]) or not critique:
+            continue
+        out.append(
+            {
+                "id": str(i),
+                "prompt": match[1].strip(),
+                "response": match[2].strip(),
+                "critique": critique,
+                "rating": float(row["pred_score"]),
+                "subset": row.get("scenario") or "all",
+            }
+        )
+    return out
+
+
+def critiques_split(record: dict) -> str:
+    """The fixed split of the critiques: every third record (by id) is held out for evaluation, the rest may train
+    a scorer (``flr train feedback``)."""
+    return "heldout" if int(record["id"]) % 3 == 0 else "train"
+
+
+def _load_autoj_critiques(data_dir: Path, split: str | None = None) -> list[dict]:
+    rows = [r for r in autoj_critiques(data_dir) if split is None or critiques_split(r) == split]
+    return [{k: r[k] for k in ("id", "prompt", "response", "rating", "subset")} for r in rows]
+
+
 def _load_pandalm(data_dir: Path) -> list[dict]:
     rows = _read_json(_file(data_dir, "pandalm", "testset-v1.json"))
     out = []
@@ -455,6 +492,20 @@ BENCHMARKS: dict[str, Benchmark] = {
             "GitHub bcdnlp/PRD data/lfqa (Xu et al. 2023 expert annotations); MIT",
             "Expert preferences between long-form QA answers (subset = answer types, e.g. human-machine).",
             _load_lfqa,
+        ),
+        Benchmark(
+            "autoj_critiques",
+            "rating",
+            "GitHub GAIR-NLP/auto-j data/training/single_traindata.jsonl; no data license stated (research use)",
+            "960 Chatbot Arena responses with GPT-4 1-10 ratings (subset = scenario): reward vs rating.",
+            _load_autoj_critiques,
+        ),
+        Benchmark(
+            "autoj_critiques-heldout",
+            "rating",
+            "The same file; every third record (id % 3 == 0)",
+            "The 320 Auto-J critique ratings that flr's feedback-tuning protocol never trains on.",
+            lambda data_dir: _load_autoj_critiques(data_dir, "heldout"),
         ),
         Benchmark(
             "alpaca_eval-system",

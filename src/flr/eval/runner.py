@@ -56,6 +56,10 @@ class EvalConfig:
     cache: str | None = field(default=None, metadata={"help": "Score cache file (default: $FLR_CACHE/scores.sqlite)."})
     list: bool = field(default=False, metadata={"help": "List the registered benchmarks and exit."})
 
+    def __post_init__(self):
+        if self.limit is not None and self.limit < 1:
+            raise FLRError(f"--limit must be at least 1, got {self.limit}")
+
 
 def benchmark_records(name: str, config: EvalConfig) -> tuple[str, list[dict]]:
     """(kind, records) of a registered benchmark or a user file / dataset id."""

@@ -73,6 +73,15 @@ class FLRConfig:
         },
     )
 
+    def __post_init__(self):
+        from flr.errors import FLRError
+
+        for name, low in (("batch_size", 1), ("token_budget", 64), ("max_length", 16)):
+            if getattr(self, name) < low:
+                raise FLRError(f"--{name.replace('_', '-')} must be at least {low}, got {getattr(self, name)}")
+        if self.calibration not in ("none", "pmi"):
+            raise FLRError(f"--calibration must be none or pmi, got {self.calibration!r}")
+
 
 def _kernel_kwargs(config) -> dict:
     if config.method == "packed":
