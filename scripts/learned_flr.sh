@@ -17,55 +17,56 @@ FIT_PAIRS=${FIT_PAIRS:-128}
 FLR_BUDGETS=${FLR_BUDGETS:-256}
 RM_BUDGETS=${RM_BUDGETS:-64 256 1024}
 FEEDBACK_RECORDS=${FEEDBACK_RECORDS:-128}
-STAGES=${STAGES:-baselines calibration fit tuned rm feedback ratings table}
+STAGES=${STAGES:-baselines tuned rm fit calibration feedback ratings table}   # run in this order
 
 limit() { [ -n "$1" ] && echo "--limit $1" || true; }
 eval_test() { flr eval --benchmarks "$TEST" $(limit "$TEST_LIMIT") --max-length "$MAX_LENGTH" "$@"; }
 eval_ratings() { flr eval --benchmarks autoj_critiques-heldout $(limit "$RATING_LIMIT") --max-length "$MAX_LENGTH" "$@"; }
-want() { [[ " $STAGES " == *" $1 "* ]]; }
 
 [ -f "$OUT/train_pool.jsonl" ] || python scripts/make_pools.py -o "$OUT/train_pool.jsonl"
 
-if want baselines; then
+stage_baselines() {
   eval_test --scorers length,direct,flr -o "$OUT/test-default"                   # the shipped default: 60 follow-ups
   eval_test --scorers flr --followups compact -o "$OUT/test-compact"             # 12 of them (cached: no new work)
-fi
-if want calibration; then
+}
+stage_calibration() {
   eval_test --scorers flr --followups compact --calibration pmi -o "$OUT/test-pmi-empty"
-fi
-if want fit; then
+}
+stage_fit() {
   [ -f "$OUT/weighted.yaml" ] || flr followups fit --benchmarks "$OUT/train_pool.jsonl" --limit "$FIT_PAIRS" \
       --followups compact --max-length "$MAX_LENGTH" -o "$OUT/weighted.yaml"
   eval_test --scorers flr --followups "$OUT/weighted.yaml" -o "$OUT/test-weighted"
-fi
-if want tuned; then
+}
+stage_tuned() {
   for n in $FLR_BUDGETS; do
     [ -f "$OUT/flr-$n/adapter_config.json" ] || flr train flr --data "$OUT/train_pool.jsonl" --limit "$n" \
         --max-length "$TRAIN_MAX_LENGTH" --output-dir "$OUT/flr-$n" --per-device-train-batch-size 2 --save-steps 32
     eval_test --scorers flr --model "$OUT/flr-$n" -o "$OUT/test-flr-$n"
   done
-fi
-if want rm; then
+}
+stage_rm() {
   for n in $RM_BUDGETS; do
     [ -f "$OUT/rm-$n/adapter_config.json" ] || flr train rm --data "$OUT/train_pool.jsonl" --limit "$n" \
         --max-length "$TRAIN_MAX_LENGTH" --output-dir "$OUT/rm-$n" --per-device-train-batch-size 4 --save-steps 64
     eval_test --scorers "rm:$OUT/rm-$n" -o "$OUT/test-rm-$n"
   done
-fi
-if want feedback; then
+}
+stage_feedback() {
   [ -f "$OUT/feedback.jsonl" ] || flr feedback rewrite --input autoj_critiques --method rules --output "$OUT/feedback.jsonl"
   [ -f "$OUT/feedback-tuned/adapter_config.json" ] || flr train feedback --data "$OUT/feedback.jsonl" \
       --limit "$FEEDBACK_RECORDS" --max-length "$TRAIN_MAX_LENGTH" --output-dir "$OUT/feedback-tuned"
   eval_test --scorers flr --followups compact --model "$OUT/feedback-tuned" -o "$OUT/test-feedback"
-fi
-if want ratings; then
+}
+stage_ratings() {
   eval_ratings --scorers length,direct,flr --followups compact -o "$OUT/ratings-default"
   eval_ratings --scorers flr --followups compact --calibration pmi -o "$OUT/ratings-pmi-empty"
   eval_ratings --scorers flr --followups compact --calibration pmi --content-free "OK." -o "$OUT/ratings-pmi-ok"
   for n in $FLR_BUDGETS; do eval_ratings --scorers flr --model "$OUT/flr-$n" -o "$OUT/ratings-flr-$n"; done
   [ -d "$OUT/feedback-tuned" ] && eval_ratings --scorers flr --followups compact --model "$OUT/feedback-tuned" -o "$OUT/ratings-feedback"
   for n in $RM_BUDGETS; do eval_ratings --scorers "rm:$OUT/rm-$n" -o "$OUT/ratings-rm-$n"; done
-fi
-if want table; then
+}
+stage_table() {
   python scripts/learned_table.py "$OUT"
-fi
+}
+
+for stage in $STAGES; do echo "== $stage"; "stage_$stage"; done

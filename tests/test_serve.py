@@ -40,3 +40,42 @@ def test_http_service(scorer):
     assert set(body["categories"][0]) == {"understanding"} and body["truncated"] == [False, False]
     assert client.post("/score", json={"records": [{"prompt": 3, "response": "x"}]}).status_code == 422
     assert client.post("/score", json={"records": records * 2}).status_code == 413
+
+
+def test_http_service_bounds_validates_and_authenticates(scorer):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from flr.serve import ServiceLimits, create_app, is_loopback
+
+    limits = ServiceLimits(max_records=50, max_request_bytes=20_000, max_record_chars=2_000, chunk_records=2)
+    client = TestClient(create_app(scorer, limits=limits, api_key="s3cret"))
+    ok = {"Authorization": "Bearer s3cret"}
+    record = {"prompt": "What is 2+2?", "response": "4."}
+    assert client.post("/score", json={"records": [record]}).status_code == 401
+    assert client.post("/score", json={"records": [record]}, headers={"Authorization": "Bearer no"}).status_code == 401
+    assert client.post("/score", json={"records": [record]}, headers=ok).status_code == 200
+    for bad in (
+        {"prompt": "", "response": "4."},
+        {"prompt": "Hi", "response": " "},
+        {"prompt": None, "response": "x"},
+    ):
+        reply = client.post("/score", json={"records": [record, bad]}, headers=ok)
+        assert reply.status_code == 422 and "request:2" in reply.json()["detail"]
+    huge = {"prompt": "x" * 3_000, "response": "y"}
+    assert client.post("/score", json={"records": [huge]}, headers=ok).status_code == 413  # characters
+    many = [{"prompt": f"q{i}", "response": "a"} for i in range(51)]
+    assert client.post("/score", json={"records": many}, headers=ok).status_code == 413  # records
+    big = {"records": [{"prompt": "z" * 1_900, "response": "a"}] * 12}
+    assert client.post("/score", json=big, headers=ok).status_code == 413  # bytes
+    slow = create_app(scorer, limits=ServiceLimits(chunk_records=1, request_timeout=1e-6))
+    assert TestClient(slow).post("/score", json={"records": [record] * 3}).status_code == 503  # stops, not 20 min
+    assert is_loopback("127.0.0.1") and is_loopback("localhost") and not is_loopback("0.0.0.0")
+
+
+def test_serve_refuses_an_open_address_without_a_token(monkeypatch, capsys):
+    from flr.cli import main
+
+    monkeypatch.delenv("FLR_API_KEY", raising=False)
+    assert main(["serve", "--host", "0.0.0.0", "--scorer", "length"]) == 2
+    assert "--api-key" in capsys.readouterr().err

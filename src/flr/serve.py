@@ -1,46 +1,159 @@
 """A reward service: one loaded scorer behind HTTP, for online RL loops on other machines or processes.
 
 ``POST /score`` takes ``{"records": [{"prompt": str | messages, "response": str}, ...]}`` and returns
-``{"rewards": [...], "categories": [...], "truncated": [...]}``; ``GET /health`` describes the scorer.
+``{"rewards": [...], "categories": [...], "truncated": [...]}``; ``GET /health`` describes the scorer and limits.
 Needs the optional extra ``pip install flr[serve]`` (FastAPI + uvicorn).
+
+Every request is bounded (:class:`ServiceLimits`): bytes, records and characters per record are checked before
+any work, records are validated exactly as ``flr score`` validates them, and scoring runs in small chunks with
+the model lock taken per chunk, so small requests are served between the chunks of a large one; a request that
+runs past its time limit, or whose client has gone, stops at the next chunk. A bearer token is required whenever
+the service listens on a non-loopback address.
 """
 
 # No `from __future__ import annotations`: FastAPI must see the request model as a class, not a string.
-import threading
+import asyncio
+import hmac
+import time
+from dataclasses import dataclass, field
 
 from flr.errors import FLRError
 from flr.scorers.base import BaseScorer
 
 
-def create_app(scorer: BaseScorer, *, max_records: int = 1024):
+@dataclass
+class ServiceLimits:
+    """What one request may cost."""
+
+    max_records: int = field(default=256, metadata={"help": "Records per request (413 above)."})
+    max_request_bytes: int = field(default=4_000_000, metadata={"help": "Request body size in bytes (413 above)."})
+    max_record_chars: int = field(
+        default=32_000, metadata={"help": "Characters of prompt + response per record (413 above)."}
+    )
+    chunk_records: int = field(default=8, metadata={"help": "Records scored per model call; the lock is per chunk."})
+    request_timeout: float = field(
+        default=120.0, metadata={"help": "Seconds a request may take; unfinished ones get 503 and stop."}
+    )
+
+    def __post_init__(self):
+        for name in ("max_records", "max_request_bytes", "max_record_chars", "chunk_records"):
+            if getattr(self, name) < 1:
+                raise FLRError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.request_timeout <= 0:
+            raise FLRError(f"--request-timeout must be positive, got {self.request_timeout}")
+
+
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
     try:
-        from fastapi import FastAPI, HTTPException
-        from pydantic import BaseModel
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class RecordTooLarge(FLRError):
+    """A record over the service's size bound (HTTP 413, not 422)."""
+
+
+def validate_records(records, limits: ServiceLimits) -> list[dict]:
+    """Records checked as ``flr score`` checks them (plus the size bounds); raises InputError naming the record."""
+    from flr.data import Record, to_scoring_input
+    from flr.errors import InputError
+
+    out = []
+    for i, raw in enumerate(records):
+        if not isinstance(raw, dict):
+            raise InputError("expected an object {prompt, response}", file="request", line=i + 1)
+        record = to_scoring_input(Record("request", i + 1, raw))
+        prompt = record["prompt"]
+        chars = len(record["response"]) + (
+            len(prompt) if isinstance(prompt, str) else sum(len(m["content"]) for m in prompt)
+        )
+        if chars > limits.max_record_chars:
+            raise RecordTooLarge(f"request:{i + 1}: {chars} characters, at most {limits.max_record_chars} per record")
+        out.append(record)
+    return out
+
+
+def create_app(
+    scorer: BaseScorer,
+    *,
+    limits: ServiceLimits | None = None,
+    api_key: str | None = None,
+    max_records: int | None = None,
+):
+    try:
+        from fastapi import FastAPI, HTTPException, Request
+        from fastapi.concurrency import run_in_threadpool
+        from fastapi.responses import JSONResponse
     except ImportError as exc:
         raise FLRError("the reward service needs FastAPI: pip install 'flr[serve]'") from exc
+    from flr.errors import InputError
 
-    class Request(BaseModel):
-        records: list[dict]
-
+    limits = limits or ServiceLimits()
+    if max_records is not None:
+        limits.max_records = max_records
     app = FastAPI(title="flr reward service", description="Follow-up Likelihood as Reward")
-    lock = threading.Lock()  # one model: requests are scored one batch at a time
+    lock = asyncio.Lock()  # one model: one chunk at a time, requests interleave between chunks
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        if api_key is not None:
+            given = request.headers.get("authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {api_key}".encode()):
+                return JSONResponse({"detail": "missing or wrong bearer token"}, status_code=401)
+        size = request.headers.get("content-length")
+        if size is not None and size.isdigit() and int(size) > limits.max_request_bytes:
+            return JSONResponse({"detail": f"at most {limits.max_request_bytes} bytes per request"}, status_code=413)
+        return await call_next(request)
 
     @app.get("/health")
     def health():
-        return {"status": "ok", "scorer": scorer.describe(), "fingerprint": scorer.fingerprint()}
+        return {
+            "status": "ok",
+            "scorer": scorer.describe(),
+            "fingerprint": scorer.fingerprint(),
+            "limits": vars(limits),
+        }
 
     @app.post("/score")
-    def score(request: Request):
-        if len(request.records) > max_records:
-            raise HTTPException(413, f"at most {max_records} records per request")
-        for i, r in enumerate(request.records):
-            if not isinstance(r.get("response"), str) or not isinstance(r.get("prompt"), str | list):
-                raise HTTPException(422, f"records[{i}]: needs 'prompt' (string or messages) and 'response' (string)")
+    async def score(request: Request):
+        started = time.monotonic()
+        body = await request.body()
+        if len(body) > limits.max_request_bytes:  # chunked uploads carry no content-length
+            raise HTTPException(413, f"at most {limits.max_request_bytes} bytes per request")
         try:
-            with lock:
-                results = scorer.score(request.records)
-        except FLRError as exc:
+            import json
+
+            payload = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise HTTPException(422, "the body is not JSON") from None
+        records = payload.get("records") if isinstance(payload, dict) else None
+        if not isinstance(records, list):
+            raise HTTPException(422, 'expected {"records": [{prompt, response}, ...]}')
+        if len(records) > limits.max_records:
+            raise HTTPException(413, f"at most {limits.max_records} records per request, got {len(records)}")
+        try:
+            records = validate_records(records, limits)
+        except RecordTooLarge as exc:
+            raise HTTPException(413, str(exc)) from None
+        except InputError as exc:
             raise HTTPException(422, str(exc)) from None
+        results = []
+        for start in range(0, len(records), limits.chunk_records):
+            if await request.is_disconnected():
+                return JSONResponse({"detail": "client disconnected"}, status_code=499)
+            if time.monotonic() - started > limits.request_timeout:
+                raise HTTPException(503, f"request took longer than {limits.request_timeout:g} s; send fewer records")
+            chunk = records[start : start + limits.chunk_records]
+            try:
+                async with lock:
+                    results += await run_in_threadpool(scorer.score, chunk)
+            except FLRError as exc:
+                raise HTTPException(422, str(exc)) from None
         return {
             "rewards": [r.reward for r in results],
             "categories": [r.categories for r in results],

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from flr.commands._common import add_command, to_configs
 from flr.models import ModelConfig, model_name
 from flr.scorers import FLRConfig, build_scorer
+from flr.serve import ServiceLimits
 
 
 @dataclass
@@ -14,6 +15,13 @@ class ServeConfig:
     scorer: str = field(default="flr", metadata={"help": "flr, direct, length or rm:<model>."})
     host: str = field(default="127.0.0.1", metadata={"help": "Address to listen on."})
     port: int = field(default=8000, metadata={"help": "Port to listen on."})
+    api_key: str | None = field(
+        default=None,
+        metadata={
+            "help": "Bearer token clients must send (Authorization: Bearer KEY); default $FLR_API_KEY. Required "
+            "when --host is not a loopback address."
+        },
+    )
 
 
 def make_parser(subparsers):
@@ -24,17 +32,28 @@ def make_parser(subparsers):
         description="Load the scorer once and serve POST /score {records: [{prompt, response}]} -> rewards, and "
         "GET /health. Needs pip install 'flr[serve]'. For TRL trainers in the same process, use "
         "flr.rl.FLRRewardFunction instead.",
-        dataclasses_=(ServeConfig, FLRConfig, ModelConfig),
+        dataclasses_=(ServeConfig, ServiceLimits, FLRConfig, ModelConfig),
     )
+    parser.epilog = """examples:
+  flr serve --port 8000                                            # loopback only, no token needed
+  FLR_API_KEY=secret flr serve --host 0.0.0.0 --model default-tuned --max-records 64
+  curl -s localhost:8000/score -H 'Content-Type: application/json' \\
+       -d '{"records": [{"prompt": "Hi!", "response": "Hello! How can I help?"}]}'
+"""
     parser.set_defaults(func=main)
     return parser
 
 
 def main(args) -> int:
-    config, flr_config, model_config = to_configs(args, ServeConfig, FLRConfig, ModelConfig)
-    from flr.errors import FLRError
-    from flr.serve import create_app
+    import os
 
+    config, limits, flr_config, model_config = to_configs(args, ServeConfig, ServiceLimits, FLRConfig, ModelConfig)
+    from flr.errors import FLRError
+    from flr.serve import create_app, is_loopback
+
+    api_key = config.api_key or os.environ.get("FLR_API_KEY") or None
+    if api_key is None and not is_loopback(config.host):
+        raise FLRError(f"--host {config.host} is reachable from other machines: set --api-key or $FLR_API_KEY")
     try:
         import uvicorn
     except ImportError as exc:
@@ -42,5 +61,5 @@ def main(args) -> int:
     scorer = build_scorer(
         config.scorer, model_config=model_config, config=flr_config, model_name=model_name(model_config.model)
     )
-    uvicorn.run(create_app(scorer), host=config.host, port=config.port)
+    uvicorn.run(create_app(scorer, limits=limits, api_key=api_key), host=config.host, port=config.port)
     return 0
