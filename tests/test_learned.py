@@ -216,3 +216,30 @@ def test_bad_training_pairs_fail_before_the_model_loads(tmp_path, rows, message)
     with pytest.raises(FLRError) as err:
         train_flr(cfg, ModelConfig(model="/nonexistent/model/folder"))
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--scorers", "flr,bogus"], "unknown scorer 'bogus'"),
+        (["--benchmarks", "nosuchbench"], "unknown benchmark 'nosuchbench'"),
+        (["--limit", "-1"], "--limit must be at least 1"),
+        (["--batch-size", "0"], "--batch-size must be at least 1"),
+    ],
+)
+def test_eval_rejects_bad_arguments_before_loading_a_model(argv, message, capsys):
+    from flr.cli import main
+
+    # the model spec does not exist: reaching the loader would fail with another message
+    assert main(["eval", "--benchmarks", "demo", "--model", "/nonexistent/model", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_eval_rejects_a_bad_followup_file_before_loading_a_model(tmp_path, capsys):
+    from flr.cli import main
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("a:\n  positive: [{text: 'x', weight: 1}, 'y']\n  negative: [{text: 'z', weight: 1}]\n")
+    assert main(["eval", "--benchmarks", "demo", "--model", "/nonexistent/model", "--followups", str(bad)]) == 2
+    assert "bad.yaml" in capsys.readouterr().err
