@@ -17,13 +17,31 @@ def _fmt(x: float, pct: bool = True) -> str:
 
 def merge_results(summaries: list[dict]) -> dict:
     """benchmark -> {kind, n, scorers: {scorer label: metrics}}; labels get the model name when runs differ."""
-    models = {s.get("model") for s in summaries}
+    import hashlib
+
+    def identity(summary: dict, scorer: str) -> str:
+        described = summary.get("scorers", {}).get(scorer, {})
+        return json.dumps(described, sort_keys=True, default=str) if described else str(summary.get("model"))
+
+    variants: dict[str, set] = {}
+    for summary in summaries:
+        for scorer in {s for res in summary["results"].values() for s in res["scorers"]}:
+            variants.setdefault(scorer, set()).add(identity(summary, scorer))
     merged: dict = {}
     for summary in summaries:
         for bench, res in summary["results"].items():
             entry = merged.setdefault(bench, {"kind": res["kind"], "n": res["n"], "scorers": {}})
+            if "targets" in res:
+                entry["targets"] = res["targets"]
             for scorer, metrics in res["scorers"].items():
-                label = scorer if len(models) == 1 or scorer == "length" else f"{scorer} ({summary.get('model')})"
+                label = scorer
+                if len(variants[scorer]) > 1:  # runs with different models or follow-up sets never share a row
+                    ident = identity(summary, scorer)
+                    described = summary.get("scorers", {}).get(scorer, {})
+                    short = hashlib.sha256(ident.encode()).hexdigest()[:6]
+                    label = f"{scorer} ({summary.get('model')}, {described.get('followups', short)})"
+                if label in entry["scorers"] and entry["scorers"][label] != metrics:
+                    label = f"{label} #{sum(k.startswith(label) for k in entry['scorers']) + 1}"
                 entry["scorers"][label] = metrics
     return merged
 
@@ -169,11 +187,13 @@ def write_report(out_dir: Path, summaries: list[dict], data_dir: str | None = No
         parts.append("![pairwise accuracy](accuracy.png)\n")
     for bench, res in merged.items():
         if res["kind"] == "system":
-            from flr.eval.benchmarks import BENCHMARKS, load_targets
+            per_model = res.get("targets")  # stored by flr eval: the report never reloads data
+            if per_model is None:
+                from flr.eval.benchmarks import BENCHMARKS, load_targets
 
-            if bench not in BENCHMARKS:
-                continue
-            per_model = load_targets(bench, data_dir)
+                if bench not in BENCHMARKS:
+                    continue
+                per_model = load_targets(bench, data_dir)  # summaries written before targets were stored
             targets_of: dict = {}
             for model, values in per_model.items():
                 for t, v in values.items():

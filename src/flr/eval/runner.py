@@ -70,8 +70,9 @@ def benchmark_records(name: str, config: EvalConfig) -> tuple[str, list[dict]]:
             f"unknown benchmark '{name}': registered ones are {', '.join(BENCHMARKS)}; "
             "or give a file path or an HF dataset id (org/name)"
         )
-    records = [dict(r.data, id=r.data.get("id", f"{r.line}")) for r in read_records(name, split=config.split)]
-    kind = detect_kind(records, name)
+    raw = read_records(name, split=config.split)
+    kind = detect_kind([raw[0].data] if raw else [], name)  # fields are checked per record below, with file lines
+    records = [_checked(kind, r) for r in raw]
     if config.limit is not None:
         rng = np.random.default_rng(config.seed)
         keep = sorted(rng.choice(len(records), min(config.limit, len(records)), replace=False))
@@ -79,6 +80,23 @@ def benchmark_records(name: str, config: EvalConfig) -> tuple[str, list[dict]]:
     for r in records:
         r.setdefault("subset", "all")
     return kind, records
+
+
+def _checked(kind: str, record) -> dict:
+    """A user benchmark record with every field checked as ``flr score`` checks it (file, line and field named)."""
+    from flr.data import get_prompt, get_text
+    from flr.errors import InputError
+
+    out = dict(record.data, id=str(record.data.get("id", record.line)), prompt=get_prompt(record))
+    if kind == "pairwise":
+        out.update(chosen=get_text(record, "chosen"), rejected=get_text(record, "rejected"))
+    else:
+        out["response"] = get_text(record, "response")
+        try:
+            out["rating"] = float(record.data["rating"])
+        except (TypeError, ValueError):
+            raise InputError("expected a number", file=record.source, line=record.line, field="rating") from None
+    return out
 
 
 def _requests(kind: str, records: list[dict]) -> list[tuple]:
@@ -181,11 +199,17 @@ def run_eval(config: EvalConfig, scorers: dict, *, model_name: str | None = None
                 raise FLRError(f"benchmark '{name}' has no records")
             requests = _requests(kind, records)
             label = Path(name).stem if name not in BENCHMARKS else name
+            if label in results:  # a/x.jsonl and b/x.jsonl: keep both
+                label = "_".join(Path(name).with_suffix("").parts[-2:]) if name not in BENCHMARKS else label
+            if label in results:
+                raise FLRError(f"benchmark '{name}' is given twice")
             scores = {s: score_with_cache(scorer, requests, cache, f"{label} [{s}]") for s, scorer in scorers.items()}
             targets = load_targets(name, config.data_dir) if kind == "system" else None
             rows, metrics = evaluate_benchmark(kind, records, scores, targets, seed=config.seed)
             _write_rows(out / f"{label}.jsonl", rows)
             results[label] = {"kind": kind, "n": len(records), "source": name, "scorers": metrics}
+            if targets is not None:
+                results[label]["targets"] = targets
     finally:
         for scorer in scorers.values():
             if hasattr(scorer, "attach_cache"):

@@ -1,0 +1,42 @@
+"""flr eval on user files: every record checked before scoring, errors name file, line and field."""
+
+import json
+
+import pytest
+
+from flr.cli import main
+
+
+def _file(path, rows, blank_first=False):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(("\n" if blank_first else "") + "".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+GOOD = {"prompt": "What is 2+2?", "chosen": "4.", "rejected": "5."}
+
+
+@pytest.mark.parametrize(
+    "bad, where",
+    [
+        ({"prompt": "", "chosen": "4.", "rejected": "5."}, "field 'prompt': empty"),
+        ({"prompt": "Q", "chosen": "", "rejected": "5."}, "field 'chosen': empty"),
+        ({"prompt": 3, "chosen": "4.", "rejected": "5."}, "field 'prompt': expected a string"),
+        ({"prompt": None, "chosen": "4.", "rejected": "5."}, "field 'prompt': missing"),
+        ({"prompt": "Q", "chosen": "4.", "rejected": 5}, "field 'rejected': expected a string"),
+        ({"prompt": [{"role": "robot", "content": "x"}], "chosen": "4.", "rejected": "5."}, "field 'prompt[0].role'"),
+    ],
+)
+def test_bad_user_records_fail_with_file_line_and_field(tmp_path, capsys, bad, where):
+    path = _file(tmp_path / "e.jsonl", [GOOD, bad], blank_first=True)  # a blank line: the bad record is on line 3
+    assert main(["eval", "--benchmarks", path, "--scorers", "length", "-o", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert f"e.jsonl:3: {where}" in err and "Traceback" not in err
+
+
+def test_two_files_with_one_name_keep_both_results(tmp_path):
+    a = _file(tmp_path / "a" / "x.jsonl", [GOOD])
+    b = _file(tmp_path / "b" / "x.jsonl", [GOOD, {**GOOD, "chosen": "Four, since 2+2=4."}])
+    assert main(["eval", "--benchmarks", f"{a},{b}", "--scorers", "length", "-o", str(tmp_path / "r")]) == 0
+    results = json.loads((tmp_path / "r" / "summary.json").read_text())["results"]
+    assert sorted(r["n"] for r in results.values()) == [1, 2]
