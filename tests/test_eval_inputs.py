@@ -40,3 +40,39 @@ def test_two_files_with_one_name_keep_both_results(tmp_path):
     assert main(["eval", "--benchmarks", f"{a},{b}", "--scorers", "length", "-o", str(tmp_path / "r")]) == 0
     results = json.loads((tmp_path / "r" / "summary.json").read_text())["results"]
     assert sorted(r["n"] for r in results.values()) == [1, 2]
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("bin.jsonl", b"\xff\xfe\x00garbage\n", "not UTF-8"),
+        ("bin.csv", b"prompt,response\n\xff\xff,x\n", "not UTF-8"),
+        ("num.json", b"42", "expected a list of records"),
+    ],
+)
+def test_unreadable_inputs_are_one_line_errors(tmp_path, capsys, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    assert main(["score", str(path), "-o", str(tmp_path / "out.jsonl"), "--scorer", "length"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and name in err and "Traceback" not in err
+
+
+def test_directory_as_input_is_one_line_error(tmp_path, capsys):
+    (tmp_path / "d.jsonl").mkdir()
+    assert main(["score", str(tmp_path / "d.jsonl"), "-o", str(tmp_path / "o.jsonl"), "--scorer", "length"]) == 2
+    assert "directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("damage", [b"not a database at all" * 100, b"SQLite format 3\x00" + b"\x07" * 4000])
+def test_a_damaged_cache_is_moved_aside_and_replaced(tmp_path, damage, caplog):
+    from flr.cache import ScoreCache
+    from flr.scorers.base import ScoreResult
+
+    path = tmp_path / "scores.sqlite"
+    path.write_bytes(damage)
+    cache = ScoreCache(path)
+    cache.put("s", {"k": ScoreResult(1.0)})
+    assert cache.get("s", ["k"])["k"].reward == 1.0
+    cache.close()
+    assert list(tmp_path.glob("scores.sqlite.corrupt-*")) and "damaged" in caplog.text

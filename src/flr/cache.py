@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import sqlite3
+import time
 from pathlib import Path
 
+from flr.errors import FLRError
 from flr.scorers.base import ScoreResult
+
+logger = logging.getLogger(__name__)
 
 
 def text_key(prompt, response: str) -> str:
@@ -25,8 +30,24 @@ class ScoreCache:
         from flr.models import cache_dir
 
         self.path = Path(path) if path else cache_dir() / "scores.sqlite"
+        if self.path.is_dir():
+            raise FLRError(f"score cache {self.path} is a directory: give a file path with --cache")
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._open()
+        except sqlite3.DatabaseError as exc:  # a damaged file: keep it for inspection, start a new cache
+            if getattr(self, "db", None) is not None:
+                self.db.close()
+            aside = self.path.with_name(self.path.name + f".corrupt-{int(time.time())}")
+            os.replace(self.path, aside)
+            logger.warning("score cache %s is damaged (%s): moved to %s, starting a new one", self.path, exc, aside)
+            self._open()
+
+    def _open(self) -> None:
         self.db = sqlite3.connect(self.path, timeout=120)  # several runs may share one cache
+        (status,) = self.db.execute("PRAGMA quick_check").fetchone()
+        if status != "ok":
+            raise sqlite3.DatabaseError(status)
         self.db.execute(
             "CREATE TABLE IF NOT EXISTS scores (scorer TEXT, key TEXT, reward REAL, categories TEXT, "
             "truncated INTEGER, PRIMARY KEY (scorer, key))"

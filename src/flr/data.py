@@ -59,8 +59,15 @@ def read_records(
     if suffix in FILE_SUFFIXES:
         if not path.exists():
             raise FLRError(f"input file not found: {source}")
+        if path.is_dir():
+            raise InputError("expected a file, got a directory", file=source)
         reader = {".jsonl": _read_jsonl, ".json": _read_json, ".csv": _read_csv, ".parquet": _read_parquet}
-        records = reader[suffix](path)
+        try:
+            records = reader[suffix](path)
+        except UnicodeDecodeError as exc:
+            raise InputError(
+                f"not UTF-8 text (byte {exc.start}: {exc.reason}); is it a binary file?", file=source
+            ) from None
     elif path.is_dir() and any((path / f).exists() for f in ("dataset_info.json", "dataset_dict.json")):
         records = _read_hf(source, split, from_disk=True)
     elif path.exists() or source.startswith((".", "/", "~")):
@@ -100,6 +107,8 @@ def _read_json(path: Path) -> list[Record]:
     if isinstance(data, dict):
         lists = [v for v in data.values() if isinstance(v, list)]
         data = lists[0] if len(lists) == 1 else [data]
+    if not isinstance(data, list):
+        raise InputError(f"expected a list of records or one record object, got {type(data).__name__}", file=str(path))
     for i, row in enumerate(data):
         if not isinstance(row, dict):
             raise InputError(f"record {i + 1} is not a JSON object", file=str(path), line=i + 1)
