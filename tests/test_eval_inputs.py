@@ -76,3 +76,16 @@ def test_a_damaged_cache_is_moved_aside_and_replaced(tmp_path, damage, caplog):
     assert cache.get("s", ["k"])["k"].reward == 1.0
     cache.close()
     assert list(tmp_path.glob("scores.sqlite.corrupt-*")) and "damaged" in caplog.text
+
+
+def test_missing_local_paths_fail_at_once(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    assert main(["score", "runs/pairs", "-o", "o.jsonl", "--scorer", "length"]) == 2
+    assert "input not found: runs/pairs" in capsys.readouterr().err
+    from flr.errors import FLRError
+    from flr.models import resolve_spec
+
+    with pytest.raises(FLRError, match="model folder not found"):
+        resolve_spec("runs/no-such-adapter")
+    assert resolve_spec("org/model") == "org/model"  # still a Hub id

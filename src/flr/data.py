@@ -44,6 +44,13 @@ def parse_field_map(spec: str | dict | None) -> dict[str, str]:
     return out
 
 
+def looks_local(spec: str) -> bool:
+    """A path that cannot be a Hub id (``org/name``): absolute or relative marks, more than one slash, or a first
+    component that is a local folder (``runs/typo``). Such specs fail at once instead of retrying the Hub."""
+    parts = Path(spec).parts
+    return spec.startswith((".", "/", "~")) or spec.count("/") > 1 or (len(parts) > 1 and Path(parts[0]).is_dir())
+
+
 def read_records(
     source: str | os.PathLike,
     *,
@@ -72,6 +79,8 @@ def read_records(
         records = _read_hf(source, split, from_disk=True)
     elif path.exists() or source.startswith((".", "/", "~")):
         raise FLRError(f"{source}: unsupported input; use {', '.join(FILE_SUFFIXES)} or an HF dataset id")
+    elif looks_local(source):
+        raise FLRError(f"input not found: {source} (a file needs one of {', '.join(FILE_SUFFIXES)})")
     else:
         records = _read_hf(source, split)
     if limit is not None:

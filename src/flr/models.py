@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from flr.data import looks_local
 from flr.errors import FLRError
 
 logger = logging.getLogger(__name__)
@@ -169,7 +170,7 @@ def resolve_spec(spec: str) -> str:
             out.parent.mkdir(parents=True, exist_ok=True)
             export_gguf(path, out)
         return str(out)
-    if spec.startswith((".", "/", "~")) and not path.exists():
+    if not path.exists() and looks_local(spec):
         raise FLRError(f"model folder not found: {spec}")
     return str(path) if path.exists() else spec
 
