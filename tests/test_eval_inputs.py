@@ -89,3 +89,13 @@ def test_missing_local_paths_fail_at_once(tmp_path, monkeypatch, capsys):
     with pytest.raises(FLRError, match="model folder not found"):
         resolve_spec("runs/no-such-adapter")
     assert resolve_spec("org/model") == "org/model"  # still a Hub id
+
+
+def test_empty_input_to_score_is_an_error(tmp_path, capsys):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    assert main(["score", str(empty), "-o", str(tmp_path / "o.jsonl"), "--scorer", "length"]) == 2
+    assert "no records to score" in capsys.readouterr().err
+    for flag in (["--limit", "-1"], ["--batch-size", "0"], ["--token-budget", "0"]):
+        assert main(["score", str(empty), "-o", str(tmp_path / "o.jsonl"), *flag]) == 2
+        assert "must be at least" in capsys.readouterr().err

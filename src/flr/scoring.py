@@ -71,6 +71,8 @@ def load_inputs(job: ScoreJobConfig) -> ScoreInputs:
                 raise
             skipped += 1
             logger.warning("skipping %s", exc)
+    if not inputs:
+        raise FLRError(f"{job.input}: no records to score" + (f" ({skipped} skipped as invalid)" if skipped else ""))
     return ScoreInputs(inputs, rows, skipped)
 
 
