@@ -97,7 +97,7 @@ class LMScorer(BaseScorer):
         self.model, self.tokenizer, self.config = model, tokenizer, config
         self.model_name = model_name or getattr(model, "name_or_path", "model")
         self.renderer = ChatRenderer(tokenizer, include_eot=config.include_eot, max_length=config.max_length)
-        self.chunk_size = max(config.batch_size * 4, 16)
+        self.chunk_size = config.batch_size  # each batch is written (and cached) as soon as it is scored
 
     def describe(self) -> dict:
         keep = ("statistic", "include_eot", "max_length")
