@@ -32,11 +32,25 @@ def make_parser(subparsers):
     return parser
 
 
-def _list() -> None:
-    from flr.eval.benchmarks import BENCHMARKS
+def _list(data_dir: str | None = None) -> None:
+    from flr.errors import FLRError
+    from flr.eval.benchmarks import BENCHMARKS, resolve_data_dir
 
+    try:
+        root = resolve_data_dir(data_dir)
+    except FLRError:
+        root = None
+    print(f"data folder: {root or 'not found (set FLR_DATA_DIR or --data-dir; see README, Data)'}\n")
     for b in BENCHMARKS.values():
-        print(f"{b.name:20s} {b.kind:9s} {b.source}")
+        present = "bundled" if not b.needs_data else "present" if root and _present(b, root) else "missing"
+        print(f"{b.name:24s} {b.kind:9s} {present:8s} {b.source}")
+
+
+def _present(bench, root) -> bool:
+    try:
+        return bool(bench.load(root))
+    except Exception:  # a missing or unreadable file: reported as missing, not raised
+        return False
 
 
 def check_before_loading(config, flr_config, names: list[str]) -> None:
@@ -64,7 +78,7 @@ def check_before_loading(config, flr_config, names: list[str]) -> None:
 def main(args) -> int:
     config, flr_config, model_config = to_configs(args, EvalConfig, FLRConfig, ModelConfig)
     if config.list:
-        _list()
+        _list(config.data_dir)
         return 0
     names = [s.strip() for s in config.scorers.split(",") if s.strip()]
     check_before_loading(config, flr_config, names)
