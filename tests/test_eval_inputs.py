@@ -99,3 +99,33 @@ def test_empty_input_to_score_is_an_error(tmp_path, capsys):
     for flag in (["--limit", "-1"], ["--batch-size", "0"], ["--token-budget", "0"]):
         assert main(["score", str(empty), "-o", str(tmp_path / "o.jsonl"), *flag]) == 2
         assert "must be at least" in capsys.readouterr().err
+
+
+def test_score_takes_trl_preference_and_completion_files(tmp_path):
+    rows = [
+        {"prompt": "What is 2+2?", "chosen": "It is 4.", "rejected": "5"},
+        {
+            "prompt": [{"role": "user", "content": "Name a colour."}],
+            "chosen": [{"role": "assistant", "content": "Blue, like the sky."}],
+            "rejected": [{"role": "assistant", "content": "No."}],
+        },
+    ]
+    src = _file(tmp_path / "pref.jsonl", rows)
+    out = tmp_path / "out.jsonl"
+    assert main(["score", src, "-o", str(out), "--scorer", "length"]) == 0
+    scored = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["length_margin"] for r in scored] == [len("It is 4.") - 1, len("Blue, like the sky.") - 3]
+    assert scored[1]["length_chosen"] == len("Blue, like the sky.") and "length_reward" not in scored[0]
+    comp = _file(tmp_path / "comp.jsonl", [{"prompt": "Hi", "completion": [{"role": "assistant", "content": "Hey"}]}])
+    assert main(["score", comp, "-o", str(tmp_path / "c.jsonl"), "--scorer", "length"]) == 0
+    assert json.loads((tmp_path / "c.jsonl").read_text())["length_reward"] == 3.0
+
+
+def test_readme_sample_files_score(tmp_path):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    for name in ("pairs.jsonl", "responses.jsonl"):
+        out = tmp_path / f"{name}.out"
+        assert main(["score", str(root / "examples" / "data" / name), "-o", str(out), "--scorer", "length"]) == 0
+        assert len(out.read_text().splitlines()) == 8

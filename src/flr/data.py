@@ -227,6 +227,14 @@ def to_scoring_input(record: Record, response_field: str = "response") -> dict:
                 field="messages",
             )
         return {"prompt": messages[:-1], "response": messages[-1]["content"]}
+    value = record.data.get(response_field)
+    if isinstance(value, list):  # conversational TRL completion: [{"role": "assistant", "content": ...}]
+        messages = validate_messages(value, record, response_field)
+        if messages[-1]["role"] != "assistant":
+            raise InputError(
+                "the last message must be the assistant's", file=record.source, line=record.line, field=response_field
+            )
+        record = Record(record.source, record.line, {**record.data, response_field: messages[-1]["content"]})
     return {"prompt": get_prompt(record), "response": get_text(record, response_field)}
 
 

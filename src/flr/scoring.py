@@ -46,14 +46,20 @@ class ScoreJobConfig:
 
 
 def _key(row: dict) -> tuple:
-    return (row.get("prompt", row.get("messages")), row.get("response"))
+    return tuple(
+        json.dumps(row.get(k), sort_keys=True) for k in ("prompt", "messages", "response", *SIDES, "completion")
+    )
+
+
+SIDES = ("chosen", "rejected")  # TRL preference records: both sides are scored, and the margin added
 
 
 @dataclass
 class ScoreInputs:
-    """Validated input: scoring records, the original rows they came from, and how many were skipped."""
+    """Validated input: per row its scoring records (one, or chosen and rejected of a TRL preference record), the
+    original rows they came from, and how many were skipped."""
 
-    inputs: list[dict]
+    inputs: list[list[dict]]
     rows: list[dict]
     skipped: int
 
@@ -64,7 +70,7 @@ def load_inputs(job: ScoreJobConfig) -> ScoreInputs:
     inputs, rows, skipped = [], [], 0
     for record in records:
         try:
-            inputs.append(to_scoring_input(record))
+            inputs.append(_scoring_inputs(record))
             rows.append(record.data)
         except InputError as exc:
             if not job.skip_invalid:
@@ -74,6 +80,17 @@ def load_inputs(job: ScoreJobConfig) -> ScoreInputs:
     if not inputs:
         raise FLRError(f"{job.input}: no records to score" + (f" ({skipped} skipped as invalid)" if skipped else ""))
     return ScoreInputs(inputs, rows, skipped)
+
+
+def _scoring_inputs(record) -> list[dict]:
+    """``{prompt, response}``, ``{messages}``, TRL ``{prompt, completion}``, or TRL ``{prompt, chosen, rejected}``
+    (standard or conversational) -> the records to score for it."""
+    data = record.data
+    if "response" not in data and "messages" not in data and all(k in data for k in SIDES):
+        return [to_scoring_input(record, response_field=side) for side in SIDES]
+    if "response" not in data and "completion" in data:
+        return [to_scoring_input(record, response_field="completion")]
+    return [to_scoring_input(record)]
 
 
 def score_file(
@@ -104,22 +121,38 @@ def score_file(
     if resumed and rank == 0:
         logger.info("%s: resuming, %d records already scored", job.output, resumed)
     prefix = "flr" if scorer.name == "flr" else scorer.name.split(":")[0]
+    flat = [(i, record) for i in todo for record in inputs[i]]  # a preference row scores two records
     with output if world == 1 else ResumableWriter(f"{job.output}.part{rank}", key="key") as writer:
         bar = tqdm(total=len(todo), unit="ex", desc=f"score ({scorer.name})", disable=not progress or rank != 0)
-        done = 0
-        for chunk in scorer.iter_score([inputs[i] for i in todo]):
+        done, pending = 0, []
+        for chunk in scorer.iter_score([record for _, record in flat]):
             for result in chunk:
-                i = todo[done]
-                row = {**rows[i], **result.to_fields(prefix, details=job.details)}
-                writer.write(row if world == 1 else {"key": keys[i], "row": row})
+                i = flat[done][0]
+                pending.append(result)
                 done += 1
-            bar.update(len(chunk))
+                if len(pending) == len(inputs[i]):  # every record of the row is scored: write it
+                    row = {**rows[i], **_fields(pending, prefix, job.details)}
+                    writer.write(row if world == 1 else {"key": keys[i], "row": row})
+                    pending = []
+                    bar.update(1)
         bar.close()
     barrier()
     if world > 1 and rank == 0:
         with ResumableWriter(job.output, key=output_keys) as writer:
             _merge_parts(job.output, keys, writer)
     return {"scored": len(todo), "resumed": resumed, "skipped": skipped, "output": job.output}
+
+
+def _fields(results: list, prefix: str, details: bool) -> dict:
+    if len(results) == 1:
+        return results[0].to_fields(prefix, details=details)
+    chosen, rejected = results
+    out = {f"{prefix}_chosen": chosen.reward, f"{prefix}_rejected": rejected.reward}
+    out[f"{prefix}_margin"] = chosen.reward - rejected.reward
+    out["truncated"] = chosen.truncated or rejected.truncated
+    if details and chosen.details is not None:
+        out[f"{prefix}_details"] = {"chosen": chosen.details, "rejected": rejected.details}
+    return out
 
 
 def _distributed():

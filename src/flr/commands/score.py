@@ -9,11 +9,12 @@ from flr.scorers import FLRConfig, build_scorer
 from flr.scoring import ScoreJobConfig, load_inputs, score_file
 
 EXAMPLES = """examples:
-  flr score pairs.jsonl -o scored.jsonl                       # FLR with the embedded SmolLM2-135M-Instruct
-  flr score pairs.jsonl -o scored.jsonl --details             # + every follow-up's log-prob
+  flr score examples/data/responses.jsonl -o scored.jsonl     # {prompt, response}: adds flr_reward
+  flr score examples/data/pairs.jsonl -o pairs.scored.jsonl   # TRL {prompt, chosen, rejected}: + flr_margin
+  flr score examples/data/responses.jsonl -o scored.jsonl --details      # + every follow-up's log-prob
   flr score data.csv -o out.jsonl --field-map prompt=question,response=answer
-  flr score pairs.jsonl -o direct.jsonl --scorer direct       # the response-likelihood baseline
-  flr score pairs.jsonl -o out.jsonl --model meta-llama/Meta-Llama-3-8B-Instruct --batch-size 32
+  flr score examples/data/responses.jsonl -o direct.jsonl --scorer direct  # the response-likelihood baseline
+  flr score big.jsonl -o out.jsonl --model meta-llama/Meta-Llama-3-8B-Instruct --batch-size 32
 """
 
 
@@ -22,8 +23,10 @@ def make_parser(subparsers):
         subparsers,
         "score",
         help="Score (prompt, response) records with FLR or a baseline.",
-        description="Score (prompt, response) records. Adds flr_reward, flr_categories and truncated to each "
-        "record (direct_reward for --scorer direct). Re-running with the same -o resumes.",
+        description="Score records: {prompt, response}, {messages}, TRL prompt-completion {prompt, completion}, or "
+        "TRL preference {prompt, chosen, rejected} (standard or conversational). Adds flr_reward, flr_categories "
+        "and truncated to each record (direct_reward for --scorer direct); to a preference record flr_chosen, "
+        "flr_rejected and flr_margin. Re-running with the same -o resumes.",
         dataclasses_=(ScoreJobConfig, FLRConfig, ModelConfig),
     )
     parser.epilog = EXAMPLES
