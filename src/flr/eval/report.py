@@ -52,13 +52,14 @@ def markdown_table(merged: dict) -> str:
     pairwise = [b for b, r in merged.items() if r["kind"] == "pairwise"]
     if pairwise:
         scorers = list(dict.fromkeys(s for b in pairwise for s in merged[b]["scorers"]))
-        lines.append("Pairwise accuracy, % (ties count as wrong; 95% bootstrap CI in the JSON)\n")
+        lines.append("Pairwise accuracy, % [95% bootstrap CI] (ties count as wrong)\n")
         lines.append("| scorer | " + " | ".join(f"{b} (n={merged[b]['n']})" for b in pairwise) + " | average |")
         lines.append("|---" * (len(pairwise) + 2) + "|")
         for s in scorers:
-            values = [merged[b]["scorers"].get(s, {}).get("accuracy", float("nan")) for b in pairwise]
+            metrics = [merged[b]["scorers"].get(s, {}) for b in pairwise]
+            values = [m.get("accuracy", float("nan")) for m in metrics]
             avg = float(np.mean(values)) if not any(math.isnan(v) for v in values) else float("nan")
-            lines.append(f"| {s} | " + " | ".join(_fmt(v) for v in values) + f" | {_fmt(avg)} |")
+            lines.append(f"| {s} | " + " | ".join(_with_ci(m) for m in metrics) + f" | {_fmt(avg)} |")
         lines.append("")
         lines += _category_table(merged, pairwise)
     for bench, res in merged.items():
@@ -88,6 +89,22 @@ def markdown_table(merged: dict) -> str:
     return "\n".join(lines)
 
 
+def _title(summaries: list[dict]) -> str:
+    """Model(s) and follow-up set(s) of the runs, for plot titles."""
+    models = sorted({str(s.get("model")) for s in summaries})
+    sets = sorted(
+        {str(d.get("followups")) for s in summaries for d in s.get("scorers", {}).values() if "followups" in d}
+    )
+    return f"model: {', '.join(models)}" + (f"; follow-up set: {', '.join(sets)}" if sets else "")
+
+
+def _with_ci(metrics: dict) -> str:
+    value, ci = metrics.get("accuracy", float("nan")), metrics.get("ci")
+    if ci is None or any(c is None or math.isnan(c) for c in ci):
+        return _fmt(value)
+    return f"{_fmt(value)} [{_fmt(ci[0])}, {_fmt(ci[1])}]"
+
+
 def _category_table(merged: dict, pairwise: list[str]) -> list[str]:
     """Each FLR category's own pairwise accuracy, where the scorer reported categories."""
     lines = []
@@ -107,7 +124,7 @@ def _category_table(merged: dict, pairwise: list[str]) -> list[str]:
     return lines
 
 
-def plot_accuracy(merged: dict, path: Path) -> Path | None:
+def plot_accuracy(merged: dict, path: Path, title: str | None = None) -> Path | None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -131,8 +148,10 @@ def plot_accuracy(merged: dict, path: Path) -> Path | None:
         x = np.arange(len(pairwise)) + (i - (len(scorers) - 1) / 2) * width
         ax.bar(x, acc, width, yerr=[lo, hi], capsize=3, label=s)
     ax.axhline(0.5, color="grey", lw=1, ls="--")
-    ax.set_xticks(np.arange(len(pairwise)), pairwise, rotation=20)
+    ax.set_xticks(np.arange(len(pairwise)), [f"{b}\n(n={merged[b]['n']})" for b in pairwise], rotation=20)
     ax.set_ylabel("pairwise accuracy (95% CI)")
+    if title:
+        ax.set_title(title, fontsize=9)
     ax.set_ylim(0, 1)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -183,7 +202,7 @@ def write_report(out_dir: Path, summaries: list[dict], data_dir: str | None = No
         )
     parts.append("")
     parts.append(markdown_table(merged))
-    if plot_accuracy(merged, out_dir / "accuracy.png"):
+    if plot_accuracy(merged, out_dir / "accuracy.png", _title(summaries)):
         parts.append("![pairwise accuracy](accuracy.png)\n")
     for bench, res in merged.items():
         if res["kind"] == "system":
