@@ -21,7 +21,7 @@ def test_reward_function_matches_scorer_for_both_trl_formats(scorer):
         [{"prompt": "Say hi.", "response": "Hi there!"}, {"prompt": prompts[1], "response": "Blue."}]
     )
     assert values == pytest.approx([2 * r.reward for r in expected])
-    assert reward.__name__ == "flr_flr"
+    assert reward.__name__ == "flr"
 
 
 def test_http_service(scorer):
@@ -79,3 +79,58 @@ def test_serve_refuses_an_open_address_without_a_token(monkeypatch, capsys):
     monkeypatch.delenv("FLR_API_KEY", raising=False)
     assert main(["serve", "--host", "0.0.0.0", "--scorer", "length"]) == 2
     assert "--api-key" in capsys.readouterr().err
+
+
+def test_openrlhf_get_reward_matches_score(scorer):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from flr.serve import create_app
+
+    client = TestClient(create_app(scorer))
+    prompt = "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n"
+    queries = [prompt + "It is 4.<|im_end|>", prompt + "Fish.<|im_end|>"]
+    got = client.post("/get_reward", json={"query": queries, "prompts": [prompt, prompt]}).json()["rewards"]
+    alone = client.post("/get_reward", json={"query": queries}).json()["rewards"]
+    expected = [
+        r.reward for r in scorer.score([{"prompt": "What is 2+2?", "response": t} for t in ("It is 4.", "Fish.")])
+    ]
+    assert got == pytest.approx(expected) and alone == pytest.approx(expected)
+    assert client.post("/get_reward", json={"query": ["no markers"]}).status_code == 422
+
+
+def test_remote_reward_function_and_truncation_penalty(scorer, monkeypatch):
+    pytest.importorskip("fastapi")
+    import httpx
+    from fastapi.testclient import TestClient
+
+    from flr.rl import RemoteRewardFunction
+    from flr.serve import create_app
+
+    client = TestClient(create_app(scorer, api_key="k"))
+    monkeypatch.setattr(httpx, "post", lambda url, **kw: client.post(url.replace("http://flr", ""), **kw))
+    remote = RemoteRewardFunction("http://flr", api_key="k", batch_size=1, truncation_penalty=-1.0)
+    local = FLRRewardFunction(scorer)
+    prompts, completions = ["Say hi.", "Say bye."], ["Hi there!", "Bye"]
+    assert remote(prompts, completions) == pytest.approx(local(prompts, completions))
+    cut = remote(prompts, completions, completion_ids=[[5, 2], [5, 6]], eos_token_id=2)
+    assert cut[1] == -1.0 and cut[0] == pytest.approx(local(prompts, completions)[0])
+    assert remote.__name__ == "flr" and local.__name__ == "flr"
+
+
+def test_verl_compute_score_calls_the_service(scorer, monkeypatch):
+    pytest.importorskip("fastapi")
+    import httpx
+    from fastapi.testclient import TestClient
+
+    import flr.rl as rl
+    from flr.serve import create_app
+
+    client = TestClient(create_app(scorer))
+    monkeypatch.setattr(httpx, "post", lambda url, **kw: client.post(url.replace("http://flr:1", ""), **kw))
+    monkeypatch.setenv("FLR_URL", "http://flr:1")
+    monkeypatch.setattr(rl, "_VERL_CLIENT", None)
+    value = rl.compute_score("any", "Hi there!", None, {"prompt": "Say hi."})
+    assert value == pytest.approx(scorer.score([{"prompt": "Say hi.", "response": "Hi there!"}])[0].reward)
+    with pytest.raises(ValueError, match="prompt"):
+        rl.compute_score("any", "Hi", None, {})

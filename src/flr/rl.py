@@ -1,4 +1,6 @@
-"""FLR as an online reward: a TRL-compatible reward function (GRPO, RLOO, Online DPO ``reward_funcs``)."""
+"""FLR as an online reward: TRL-compatible reward functions (GRPO, RLOO, Online DPO ``reward_funcs``), in process
+(:class:`FLRRewardFunction`) or against a remote ``flr serve`` (:class:`RemoteRewardFunction`), so that policy and
+scorer can sit on different devices or machines."""
 
 from __future__ import annotations
 
@@ -22,11 +24,137 @@ class FLRRewardFunction:
     >>> GRPOTrainer(model=policy, reward_funcs=[reward], ...)          # doctest: +SKIP
     """
 
-    def __init__(self, scorer: BaseScorer, *, scale: float = 1.0):
+    def __init__(self, scorer: BaseScorer, *, scale: float = 1.0, truncation_penalty: float | None = None):
         self.scorer = scorer
         self.scale = scale
-        self.__name__ = f"flr_{scorer.name}"  # TRL logs each reward function under its __name__
+        self.truncation_penalty = truncation_penalty
+        # TRL logs each reward function under its __name__: "flr" for FLR, "flr_direct", "flr_rm:..." otherwise
+        self.__name__ = "flr" if scorer.name == "flr" else f"flr_{scorer.name}"
 
     def __call__(self, prompts: Sequence, completions: Sequence, **kwargs) -> list[float]:
         records = [{"prompt": p, "response": _as_response(c)} for p, c in zip(prompts, completions, strict=True)]
-        return [self.scale * r.reward for r in self.scorer.score(records)]
+        rewards = [self.scale * r.reward for r in self.scorer.score(records)]
+        return _penalize(rewards, kwargs, self.truncation_penalty)
+
+
+def _penalize(rewards: list[float], kwargs: dict, penalty: float | None) -> list[float]:
+    """Completions the policy cut off (no EOS among ``completion_ids``: TRL passes them) get ``penalty`` instead."""
+    if penalty is None or kwargs.get("completion_ids") is None or kwargs.get("eos_token_id") is None:
+        return rewards
+    eos = kwargs["eos_token_id"]
+    eos = set(eos) if isinstance(eos, list | tuple) else {eos}
+    return [r if eos & set(ids) else penalty for r, ids in zip(rewards, kwargs["completion_ids"])]
+
+
+class RemoteRewardFunction:
+    """The same reward function, computed by a remote ``flr serve`` (POST /score), in requests of ``batch_size``.
+
+    >>> reward = RemoteRewardFunction("http://scorer-host:8000", api_key="...")   # doctest: +SKIP
+    >>> GRPOTrainer(model=policy, reward_funcs=[reward], ...)                     # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        api_key: str | None = None,
+        batch_size: int = 64,
+        timeout: float = 300.0,
+        retries: int = 2,
+        scale: float = 1.0,
+        truncation_penalty: float | None = None,
+        name: str = "flr",
+    ):
+        self.url = url.rstrip("/") + "/score"
+        self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.batch_size, self.timeout, self.retries = batch_size, timeout, retries
+        self.scale, self.truncation_penalty = scale, truncation_penalty
+        self.__name__ = name
+
+    def _post(self, records: list[dict]) -> list[float]:
+        import httpx
+
+        for attempt in range(self.retries + 1):
+            try:
+                reply = httpx.post(self.url, json={"records": records}, headers=self.headers, timeout=self.timeout)
+                if reply.status_code < 500 or attempt == self.retries:
+                    reply.raise_for_status()
+                    return reply.json()["rewards"]
+            except httpx.TransportError:
+                if attempt == self.retries:
+                    raise
+        raise RuntimeError("unreachable")
+
+    def __call__(self, prompts: Sequence, completions: Sequence, **kwargs) -> list[float]:
+        records = [{"prompt": p, "response": _as_response(c)} for p, c in zip(prompts, completions, strict=True)]
+        rewards = []
+        for start in range(0, len(records), self.batch_size):
+            rewards += [self.scale * r for r in self._post(records[start : start + self.batch_size])]
+        return _penalize(rewards, kwargs, self.truncation_penalty)
+
+
+# -- OpenRLHF: full query texts ------------------------------------------------------------------------
+
+TEMPLATES = {
+    # role header, end of turn: how a policy's chat template marks turns, to split full query texts back
+    "chatml": (r"<\|im_start\|>(system|user|assistant)\n", "<|im_end|>"),
+    "llama3": (r"<\|start_header_id\|>(system|user|assistant)<\|end_header_id\|>\n\n", "<|eot_id|>"),
+}
+
+
+def split_query(query: str, prompt: str | None = None, template: str = "chatml") -> dict:
+    """An OpenRLHF query (prompt + response as one rendered text) -> ``{prompt: messages, response}``.
+
+    With the prompt text (OpenRLHF sends it as ``prompts``) the response is what follows it; the conversation is
+    read back from the turn markers of ``template`` (chatml: SmolLM2, Qwen; llama3). Without markers the prompt is
+    one user turn.
+    """
+    import re
+
+    if template not in TEMPLATES:
+        raise ValueError(f"unknown query template {template!r}: use {', '.join(TEMPLATES)}")
+    header, eot = TEMPLATES[template]
+    if prompt is not None:
+        if not query.startswith(prompt):
+            raise ValueError("the query does not start with its prompt")
+        head, response = prompt, query[len(prompt) :]
+    else:  # the response is the last assistant turn
+        starts = list(re.finditer(header, query))
+        last = next((m for m in reversed(starts) if m[1] == "assistant"), None)
+        if last is None:
+            raise ValueError(f"no assistant turn found with the {template} markers")
+        head, response = query[: last.start()], query[last.end() :]
+    response = response.split(eot)[0].strip()
+    turns = [
+        {"role": m[1], "content": head[m.end() : (nxt.start() if nxt else len(head))].split(eot)[0].strip()}
+        for m, nxt in zip(list(re.finditer(header, head)), [*list(re.finditer(header, head))[1:], None])
+    ]
+    turns = [t for t in turns if t["content"] or t["role"] != "assistant"]
+    if not turns:
+        turns = [{"role": "user", "content": head.strip()}]
+    return {"prompt": turns, "response": response}
+
+
+# -- verl: a custom reward function module ---------------------------------------------------------------
+
+_VERL_CLIENT: RemoteRewardFunction | None = None
+
+
+def compute_score(data_source, solution_str: str, ground_truth=None, extra_info: dict | None = None, **kwargs):
+    """verl's custom reward function (``custom_reward_function.path`` = this file, ``name`` = compute_score).
+
+    Calls a running ``flr serve`` at ``$FLR_URL`` (default http://127.0.0.1:8000; ``$FLR_API_KEY`` if set). verl
+    passes the decoded response; the prompt must come in ``extra_info["prompt"]`` (a string or messages), which
+    the dataset's ``extra_info`` column carries. ``data_source`` and ``ground_truth`` are not used: FLR needs no
+    reference answer.
+    """
+    import os
+
+    global _VERL_CLIENT
+    if _VERL_CLIENT is None:
+        url = os.environ.get("FLR_URL", "http://127.0.0.1:8000")
+        _VERL_CLIENT = RemoteRewardFunction(url, api_key=os.environ.get("FLR_API_KEY"))
+    prompt = (extra_info or {}).get("prompt")
+    if prompt is None:
+        raise ValueError("FLR needs the prompt: put it in the dataset's extra_info['prompt']")
+    return _VERL_CLIENT([prompt], [solution_str])[0]

@@ -84,6 +84,7 @@ def create_app(
     limits: ServiceLimits | None = None,
     api_key: str | None = None,
     max_records: int | None = None,
+    query_template: str = "chatml",
 ):
     try:
         from fastapi import FastAPI, HTTPException, Request
@@ -119,9 +120,7 @@ def create_app(
             "limits": vars(limits),
         }
 
-    @app.post("/score")
-    async def score(request: Request):
-        started = time.monotonic()
+    async def read_json(request: Request) -> dict:
         body = await request.body()
         if len(body) > limits.max_request_bytes:  # chunked uploads carry no content-length
             raise HTTPException(413, f"at most {limits.max_request_bytes} bytes per request")
@@ -131,9 +130,12 @@ def create_app(
             payload = json.loads(body)
         except (ValueError, UnicodeDecodeError):
             raise HTTPException(422, "the body is not JSON") from None
-        records = payload.get("records") if isinstance(payload, dict) else None
-        if not isinstance(records, list):
-            raise HTTPException(422, 'expected {"records": [{prompt, response}, ...]}')
+        if not isinstance(payload, dict):
+            raise HTTPException(422, "expected a JSON object")
+        return payload
+
+    async def score_records(request: Request, records: list, started: float):
+        """Rewards for checked records, chunk by chunk; a JSONResponse when the client has gone."""
         if len(records) > limits.max_records:
             raise HTTPException(413, f"at most {limits.max_records} records per request, got {len(records)}")
         try:
@@ -154,10 +156,44 @@ def create_app(
                     results += await run_in_threadpool(scorer.score, chunk)
             except FLRError as exc:
                 raise HTTPException(422, str(exc)) from None
+        return results
+
+    @app.post("/score")
+    async def score(request: Request):
+        started = time.monotonic()
+        records = (await read_json(request)).get("records")
+        if not isinstance(records, list):
+            raise HTTPException(422, 'expected {"records": [{prompt, response}, ...]}')
+        results = await score_records(request, records, started)
+        if isinstance(results, JSONResponse):
+            return results
         return {
             "rewards": [r.reward for r in results],
             "categories": [r.categories for r in results],
             "truncated": [r.truncated for r in results],
         }
+
+    @app.post("/get_reward")
+    async def get_reward(request: Request):
+        """OpenRLHF's remote reward model API: {query: [full texts], prompts?: [prompt texts]} -> {rewards}."""
+        from flr.rl import split_query
+
+        started = time.monotonic()
+        payload = await read_json(request)
+        queries, prompts = payload.get("query"), payload.get("prompts")
+        if not isinstance(queries, list) or not all(isinstance(q, str) for q in queries):
+            raise HTTPException(422, 'expected {"query": [texts], "prompts": [texts] (optional)}')
+        if prompts is not None and (not isinstance(prompts, list) or len(prompts) != len(queries)):
+            raise HTTPException(422, "'prompts' must be a list as long as 'query'")
+        if len(queries) > limits.max_records:
+            raise HTTPException(413, f"at most {limits.max_records} queries per request, got {len(queries)}")
+        try:
+            records = [split_query(q, prompts[i] if prompts else None, query_template) for i, q in enumerate(queries)]
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+        results = await score_records(request, records, started)
+        if isinstance(results, JSONResponse):
+            return results
+        return {"rewards": [r.reward for r in results]}
 
     return app

@@ -15,6 +15,14 @@ class ServeConfig:
     scorer: str = field(default="flr", metadata={"help": "flr, direct, length or rm:<model>."})
     host: str = field(default="127.0.0.1", metadata={"help": "Address to listen on."})
     port: int = field(default=8000, metadata={"help": "Port to listen on."})
+    query_template: str = field(
+        default="chatml",
+        metadata={
+            "help": "How POST /get_reward (OpenRLHF) splits full query texts into turns: chatml or llama3 "
+            "(the policy's template; the scorer renders with its own).",
+            "choices": ["chatml", "llama3"],
+        },
+    )
     api_key: str | None = field(
         default=None,
         metadata={
@@ -29,7 +37,8 @@ def make_parser(subparsers):
         subparsers,
         "serve",
         help="Serve a scorer over HTTP (POST /score) for online RL.",
-        description="Load the scorer once and serve POST /score {records: [{prompt, response}]} -> rewards, and "
+        description="Load the scorer once and serve POST /score {records: [{prompt, response}]} -> rewards, "
+        "POST /get_reward {query: [texts], prompts: [texts]} -> {rewards} (OpenRLHF's --remote_rm_url API), and "
         "GET /health. Needs pip install 'flr[serve]'. For TRL trainers in the same process, use "
         "flr.rl.FLRRewardFunction instead.",
         dataclasses_=(ServeConfig, ServiceLimits, FLRConfig, ModelConfig),
@@ -61,5 +70,9 @@ def main(args) -> int:
     scorer = build_scorer(
         config.scorer, model_config=model_config, config=flr_config, model_name=model_name(model_config.model)
     )
-    uvicorn.run(create_app(scorer, limits=limits, api_key=api_key), host=config.host, port=config.port)
+    uvicorn.run(
+        create_app(scorer, limits=limits, api_key=api_key, query_template=config.query_template),
+        host=config.host,
+        port=config.port,
+    )
     return 0
