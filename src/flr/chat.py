@@ -28,6 +28,7 @@ PLAIN_CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}Assistant:{% endif %}"
 )
 ROLES = ("system", "user", "assistant")
+_PLACEHOLDER = "\u2063FLR-FOLLOW-UP\u2063"  # stands in for the follow-up text in one rendering per example
 
 
 @dataclass
@@ -67,16 +68,20 @@ def normalize_conversation(prompt: str | Sequence[Message]) -> list[Message]:
 class ChatRenderer:
     """Renders conversations with a tokenizer's chat template (or a plain fallback) into :class:`ScoringItem`."""
 
-    def __init__(self, tokenizer, *, include_eot: bool = False, max_length: int | None = None):
+    def __init__(
+        self, tokenizer, *, include_eot: bool = False, max_length: int | None = None, fast_render: bool = True
+    ):
         if not getattr(tokenizer, "is_fast", False):
             raise FLRError("flr needs a fast (Rust) tokenizer for exact token spans")
         self.tokenizer = tokenizer
         self.include_eot = include_eot
         self.max_length = max_length
+        self.fast_render = fast_render  # False: render the template once per follow-up (the reference)
         self.chat_template = tokenizer.chat_template or PLAIN_CHAT_TEMPLATE
         if not tokenizer.chat_template:
             logger.info("the tokenizer has no chat template: using the plain 'User:/Assistant:' template")
         self._special_tokens: list[str] | None = None
+        self._tails: dict[str, tuple[list[int], list[tuple[int, int]]]] = {}  # tail text -> ids, offsets
         self.prefix_preserving = self._check_prefix_preserving()
 
     def render(self, messages: Sequence[Message], add_generation_prompt: bool = False) -> str:
@@ -118,58 +123,98 @@ class ChatRenderer:
 
     def _followup_item(self, conv, response, followups) -> ScoringItem:
         base = conv + [{"role": "assistant", "content": response}]
-        texts = [self.render(base + [{"role": "user", "content": f}]) for f in followups]
+        texts = self._render_followups(base, followups) if self.fast_render else None
+        if texts is None:  # the reference: one template rendering per follow-up
+            texts = [self.render(base + [{"role": "user", "content": f}]) for f in followups]
         return self._item(texts, list(followups))
+
+    def _render_followups(self, base: list[Message], followups: Sequence[str]) -> list[str] | None:
+        """Every follow-up's rendering from one template call: the conversation with a placeholder user turn,
+        the placeholder replaced by each follow-up. Checked against a real rendering of the first follow-up;
+        None (render each one) when the template does anything to the text but insert it."""
+        if not followups:
+            return []
+        text = self.render(base + [{"role": "user", "content": _PLACEHOLDER}])
+        if text.count(_PLACEHOLDER) != 1:
+            return None
+        head, tail = text.split(_PLACEHOLDER)
+        first = followups[0]
+        if head + first + tail != self.render(base + [{"role": "user", "content": first}]):
+            return None
+        return [head + f + tail for f in followups]
 
     def _response_item(self, conv, response) -> ScoringItem:
         text = self.render(conv + [{"role": "assistant", "content": response}])
         return self._item([text], [response])
 
     def _item(self, texts: list[str], targets: list[str]) -> ScoringItem:
-        rows = []
-        for text, target, (ids, offsets) in zip(texts, targets, self._encode(texts)):
+        head, tails, split = self._encode(texts)
+        rows = []  # (tail ids, first, last): token positions in the tail
+        for text, target, (ids, offsets) in zip(texts, targets, tails):
             start = text.rfind(target)
             if start < 0 and target.strip():  # templates that trim each message (Llama 3, Gemma, Mistral, ...)
                 target = target.strip()
                 start = text.rfind(target)
             if start < 0 or not target:
                 raise FLRError(f"the chat template changed the text {target[:40]!r}; cannot locate it to score")
+            if start < split:  # the target reaches into the shared head: work on the whole text
+                return self._item_unsplit(texts, targets)
             end = start + len(target)
-            scored = [i for i, (a, b) in enumerate(offsets) if a < end and b > start and b > a]
+            scored = [i for i, (a, b) in enumerate(offsets) if a + split < end and b + split > start and b > a]
             if not scored:
                 raise FLRError(f"no tokens to score for {target[:40]!r}")
             first, last = scored[0], scored[-1] + 1
             if self.include_eot and last < len(ids):
                 last += 1
             rows.append((ids, first, last))
-        shared = min(first for _, first, _ in rows)
+        shared = min(first for _, first, _ in rows)  # in tail tokens, after the head
         reference = rows[0][0]
         for ids, _, _ in rows[1:]:
             shared = min(shared, _common_prefix_length(reference, ids, shared))
-        prefix = reference[:shared]
+        prefix = head + reference[:shared]
         continuations = [ids[shared:last] for ids, _, last in rows]
         spans = [(first - shared, last - shared) for _, first, last in rows]
         return ScoringItem(prefix=prefix, continuations=continuations, spans=spans)
 
-    def _encode(self, texts: list[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
-        """Token ids and character offsets of each text; the text all of them share is tokenized only once.
+    def _item_unsplit(self, texts: list[str], targets: list[str]) -> ScoringItem:
+        saved, self._no_split = getattr(self, "_no_split", False), True
+        try:
+            return self._item(texts, targets)
+        finally:
+            self._no_split = saved
 
-        The shared text is cut at the start of a special token (tokenized atomically, so the cut cannot change
-        the tokens); the result is checked against a full tokenization of the first text, else all are redone.
+    def _encode(self, texts: list[str]) -> tuple[list[int], list[tuple[list[int], list[tuple[int, int]]]], int]:
+        """(shared head ids, per text its tail ids and tail character offsets, the head's length in characters).
+
+        The text all of them share is tokenized once, cut at the start of a special token (tokenized atomically,
+        so the cut cannot change the tokens); the result is checked against a full tokenization of the first
+        text, else every text is tokenized whole (head empty, split 0).
         """
         tok = self.tokenizer
-        if len(texts) > 1:
+        if len(texts) > 1 and not getattr(self, "_no_split", False):
             split = self._special_boundary(os.path.commonprefix(texts))
             if split > 0:
-                head = tok(texts[0][:split], add_special_tokens=False, return_offsets_mapping=True)
-                tails = tok([t[split:] for t in texts], add_special_tokens=False, return_offsets_mapping=True)
-                if head["input_ids"] + tails["input_ids"][0] == tok(texts[0], add_special_tokens=False)["input_ids"]:
-                    return [
-                        (head["input_ids"] + ids, head["offset_mapping"] + [(a + split, b + split) for a, b in offs])
-                        for ids, offs in zip(tails["input_ids"], tails["offset_mapping"])
-                    ]
+                head = tok(texts[0][:split], add_special_tokens=False)["input_ids"]
+                tails = [t[split:] for t in texts]
+                if self._encode_tails(texts[0][:split], head, tails):
+                    return head, [self._tails[t] for t in tails], split
         enc = tok(texts, add_special_tokens=False, return_offsets_mapping=True)
-        return list(zip(enc["input_ids"], enc["offset_mapping"]))
+        return [], list(zip(enc["input_ids"], enc["offset_mapping"])), 0
+
+    def _encode_tails(self, head_text: str, head: list[int], tails: list[str]) -> bool:
+        """Tokenize the tails not seen before (follow-up turns repeat across examples: each is tokenized once per
+        renderer), each checked once against a whole tokenization; False if the split changes the tokens."""
+        tok = self.tokenizer
+        new = [t for t in dict.fromkeys(tails) if t not in self._tails]
+        if new:
+            enc = tok(new, add_special_tokens=False, return_offsets_mapping=True)
+            whole = tok([head_text + t for t in new], add_special_tokens=False)["input_ids"]
+            if any(head + ids != full for ids, full in zip(enc["input_ids"], whole)):
+                return False
+            if len(self._tails) > 8192:  # bounded: many distinct tails mean one-off texts, not a follow-up set
+                self._tails.clear()
+            self._tails.update((t, (ids, offs)) for t, ids, offs in zip(new, enc["input_ids"], enc["offset_mapping"]))
+        return True
 
     def _special_boundary(self, text: str) -> int:
         """Where the last special token in ``text`` starts (0 if none)."""
