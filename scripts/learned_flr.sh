@@ -17,7 +17,7 @@ FIT_PAIRS=${FIT_PAIRS:-128}
 FLR_BUDGETS=${FLR_BUDGETS:-256}
 RM_BUDGETS=${RM_BUDGETS:-64 256 1024}
 FEEDBACK_RECORDS=${FEEDBACK_RECORDS:-128}
-STAGES=${STAGES:-baselines tuned rm fit calibration feedback ratings table}   # run in this order
+STAGES=${STAGES:-baselines tuned rm fit feedback ratings calibration table}   # run in this order
 
 limit() { [ -n "$1" ] && echo "--limit $1" || true; }
 eval_test() { flr eval --benchmarks "$TEST" $(limit "$TEST_LIMIT") --max-length "$MAX_LENGTH" "$@"; }

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import random
-import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,21 +25,12 @@ from pathlib import Path
 import torch
 
 from flr.chat import ChatRenderer
-from flr.data import write_json
 from flr.errors import FLRError
 from flr.followups import SCORER_FOLLOWUPS, dump_followups
 from flr.models import ModelConfig, load_model
-from flr.provenance import provenance
 from flr.scorers.baselines import classifier_ids, load_classifier
 from flr.scorers.followup import FLRConfig
-from flr.train import (
-    TrainConfig,
-    _portable_base,
-    lora_config,
-    plot_curves,
-    resolve_checkpoint,
-    training_curves,
-)
+from flr.train import TrainConfig, lora_config, run_trainer
 
 logger = logging.getLogger(__name__)
 
@@ -306,45 +296,8 @@ def train_flr(
         tuning=tuning,
         beta=tuning.margin_scale,
     )
-    summary = _finish(trainer, "flr", cfg, model_config, records, extra={"tuning": vars(tuning)})
+    summary = run_trainer(trainer, "flr", cfg, model_config, records, extra={"tuning": vars(tuning)})
     dump_followups(fset, Path(cfg.output_dir) / SCORER_FOLLOWUPS)
-    return summary
-
-
-def _finish(trainer, method: str, cfg: TrainConfig, model_config: ModelConfig, records, extra: dict) -> dict:
-    checkpoint = resolve_checkpoint(cfg)
-    if checkpoint:
-        logger.info("resuming from %s (optimizer and scheduler state included)", checkpoint)
-    started = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=checkpoint)
-    seconds = time.perf_counter() - started
-    out = Path(cfg.output_dir)
-    trainer.model.save_pretrained(str(out))
-    trainer.processing_class.save_pretrained(str(out))
-    _portable_base(out, model_config.model)
-    curves = training_curves(trainer.state.log_history)
-    last = {k: v[-1][1] for k, v in curves.items()}
-    steps_run = trainer.state.global_step - (int(Path(checkpoint).name.split("-")[-1]) if checkpoint else 0)
-    summary = {
-        "method": method,
-        "adapter": str(out),
-        "base_model": model_config.model,
-        "examples": len(records),
-        "steps": trainer.state.global_step,
-        "resumed_from": checkpoint,
-        "learning_rate": trainer.args.learning_rate,
-        "train_loss": result.training_loss,
-        "seconds_per_step": seconds / steps_run if steps_run > 0 else None,
-        "final": {
-            k: v
-            for k, v in last.items()
-            if k in ("loss", "rewards/margins", "rewards/accuracies", "kl", "accuracy", "margin")
-        },
-        "curves": curves,
-        "plot": "training.png" if plot_curves(curves, out / "training.png", f"flr train {method}") else None,
-        **extra,
-    }
-    write_json(out / "summary.json", {**summary, **provenance(cfg, model_config)})
     return summary
 
 
@@ -381,4 +334,4 @@ def train_rm(
         processing_class=tokenizer,
         peft_config=peft,
     )
-    return _finish(trainer, "rm", cfg, model_config, records, extra={"max_length": max_length})
+    return run_trainer(trainer, "rm", cfg, model_config, records, extra={"max_length": max_length})

@@ -36,7 +36,7 @@ COLUMNS = {
     "kto": (("prompt", "completion", "label"), ("prompt", "chosen", "rejected")),  # TRL's KTO unpairs pairs itself
     "feedback": (("prompt", "response", "feedback"),),
 }
-PLOTTED = ("loss", "rewards/margins", "rewards/accuracies", "kl")
+PLOTTED = ("loss", "rewards/margins", "rewards/accuracies", "kl", "accuracy", "margin")
 
 
 @dataclass
@@ -301,18 +301,29 @@ def train(method: str, cfg: TrainConfig, model_config: ModelConfig, *, model=Non
     """Train a LoRA adapter with ``method`` (dpo, kto, feedback); returns the summary also written to disk."""
     records = load_training_records(cfg, method)
     trainer = build_trainer(method, cfg, model_config, records, model=model, tokenizer=tokenizer)
+    return run_trainer(trainer, method, cfg, model_config, records)
+
+
+def run_trainer(trainer, method: str, cfg: TrainConfig, model_config: ModelConfig, records, extra=None) -> dict:
+    """Train (resuming from the latest checkpoint), save the adapter at the output root, write summary.json and
+    training.png; returns the summary. Shared by every ``flr train`` method."""
+    import time
+
     checkpoint = resolve_checkpoint(cfg)
     if checkpoint:
         logger.info("resuming from %s (optimizer and scheduler state included)", checkpoint)
+    started = time.perf_counter()
     with warnings.catch_warnings():  # TRL itself still asks the model for the deprecated name
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
         result = trainer.train(resume_from_checkpoint=checkpoint)
+    seconds = time.perf_counter() - started
     out = Path(cfg.output_dir)
     trainer.save_model(str(out))
     trainer.processing_class.save_pretrained(str(out))
     _portable_base(out, model_config.model)
     curves = training_curves(trainer.state.log_history)
     last = {k: v[-1][1] for k, v in curves.items()}
+    steps_run = trainer.state.global_step - (int(Path(checkpoint).name.split("-")[-1]) if checkpoint else 0)
     summary = {
         "method": method,
         "adapter": str(out),
@@ -322,9 +333,11 @@ def train(method: str, cfg: TrainConfig, model_config: ModelConfig, *, model=Non
         "resumed_from": checkpoint,
         "learning_rate": trainer.args.learning_rate,
         "train_loss": result.training_loss,
+        "seconds_per_step": seconds / steps_run if steps_run > 0 else None,
         "final": {k: last[k] for k in PLOTTED if k in last},
         "curves": curves,
         "plot": "training.png" if plot_curves(curves, out / "training.png", f"flr train {method}") else None,
+        **(extra or {}),
     }
     write_json(out / "summary.json", {**summary, **provenance(cfg, model_config)})
     return summary
