@@ -10,7 +10,7 @@ from flr.commands._common import add_command, make_subparsers, to_configs
 from flr.errors import FLRError
 from flr.followups import load_followups
 from flr.models import ModelConfig, load_model, model_name
-from flr.scorers import FLRConfig, FollowUpReward
+from flr.scorers import FLRConfig, build_scorer
 
 
 @dataclass
@@ -110,7 +110,7 @@ def select_main(args) -> int:
     if kind != "pairwise":
         raise FLRError(f"{config.benchmark} is {kind}: selection needs pairwise {{prompt, chosen, rejected}} data")
     model, tokenizer = load_model(model_config)
-    scorer = FollowUpReward(model, tokenizer, flr_config, model_name=model_name(model_config.model))
+    scorer = build_scorer("flr", model, tokenizer, config=flr_config, model_name=model_name(model_config.model))
     stats = followup_accuracy(scorer, records)
     selected = select_followups(stats, config.top)
     comment = (
@@ -150,7 +150,7 @@ def fit_main(args) -> int:
             raise FLRError(f"{name} is {kind}: fitting needs labelled pairs {{prompt, chosen, rejected}}")
         records += rows
     model, tokenizer = load_model(model_config)
-    scorer = FollowUpReward(model, tokenizer, flr_config, model_name=model_name(model_config.model))
+    scorer = build_scorer("flr", model, tokenizer, config=flr_config, model_name=model_name(model_config.model))
     cache = ScoreCache(config.cache)
     scorer.attach_cache(cache)
     try:
