@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,7 @@ class SelectConfig:
     seed: int = field(default=0, metadata={"help": "Sampling seed."})
     data_dir: str | None = field(default=None, metadata={"help": "Where the public benchmark files live."})
     top: int = field(default=5, metadata={"help": "Utterances kept per category and polarity."})
+    cache: str | None = field(default=None, metadata={"help": "Score cache file (default: $FLR_CACHE/scores.sqlite)."})
     output: str = field(
         default="runs/followups/selected.yaml",
         metadata={
@@ -109,9 +111,11 @@ def select_main(args) -> int:
     )
     if kind != "pairwise":
         raise FLRError(f"{config.benchmark} is {kind}: selection needs pairwise {{prompt, chosen, rejected}} data")
+    load_followups(flr_config.followups).select(flr_config.categories)  # a bad set fails before the model loads
     model, tokenizer = load_model(model_config)
     scorer = build_scorer("flr", model, tokenizer, config=flr_config, model_name=model_name(model_config.model))
-    stats = followup_accuracy(scorer, records)
+    with _cached(scorer, config.cache):  # per-follow-up log-probs are reused and a killed run resumes
+        stats = followup_accuracy(scorer, records)
     selected = select_followups(stats, config.top)
     comment = (
         f"Selected by flr followups select: the {config.top} most accurate follow-ups per category and "
@@ -128,8 +132,21 @@ def select_main(args) -> int:
     return 0
 
 
-def fit_main(args) -> int:
+@contextmanager
+def _cached(scorer, path: str | None):
+    """The scorer reads and writes per-follow-up log-probs in the score cache while the block runs."""
     from flr.cache import ScoreCache
+
+    cache = ScoreCache(path)
+    scorer.attach_cache(cache)
+    try:
+        yield scorer
+    finally:
+        scorer.attach_cache(None)
+        cache.close()
+
+
+def fit_main(args) -> int:
     from flr.eval.fitting import fit_weights, pair_features, weighted_set
     from flr.eval.runner import EvalConfig, benchmark_records
     from flr.followups import dump_followups
@@ -151,13 +168,8 @@ def fit_main(args) -> int:
         records += rows
     model, tokenizer = load_model(model_config)
     scorer = build_scorer("flr", model, tokenizer, config=flr_config, model_name=model_name(model_config.model))
-    cache = ScoreCache(config.cache)
-    scorer.attach_cache(cache)
-    try:
+    with _cached(scorer, config.cache):
         features = pair_features(scorer, records)
-    finally:
-        scorer.attach_cache(None)
-        cache.close()
     coef, stats = fit_weights(features, seed=config.seed)
     fitted = weighted_set(fset, coef)
     meta = {
