@@ -243,3 +243,38 @@ def test_eval_rejects_a_bad_followup_file_before_loading_a_model(tmp_path, capsy
     bad.write_text("a:\n  positive: [{text: 'x', weight: 1}, 'y']\n  negative: [{text: 'z', weight: 1}]\n")
     assert main(["eval", "--benchmarks", "demo", "--model", "/nonexistent/model", "--followups", str(bad)]) == 2
     assert "bad.yaml" in capsys.readouterr().err
+
+
+def test_default_tuned_ships_and_is_selectable_by_name():
+    from pathlib import Path
+
+    from flr.models import is_adapter_dir, resolve_spec
+
+    path = Path(resolve_spec("default-tuned"))
+    assert is_adapter_dir(str(path)) and (path / "flr_followups.yaml").exists()
+    config = json.loads((path / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == "default"
+    assert sum(f.stat().st_size for f in path.iterdir()) < 20_000_000  # a few MB of LoRA weights
+    model, tokenizer = load_model("default-tuned", device="cpu")
+    scorer = build_scorer("flr", model, tokenizer)
+    assert scorer.followups.name == load_followups(str(path / "flr_followups.yaml")).name
+    (result,) = scorer.score([{"prompt": "What is 2+2?", "response": "4."}])
+    assert np.isfinite(result.reward)
+
+
+def test_preference_tuning_resumes_from_its_checkpoint(tiny_model_dir, tmp_path):
+    from flr.reward_training import RewardTuningConfig, train_flr
+
+    data = _write(tmp_path / "pairs.jsonl", PAIRS * 2)
+    spec = ModelConfig(model=str(tiny_model_dir), device="cpu")
+
+    def run(steps):
+        cfg = TrainConfig(
+            data=data, output_dir=str(tmp_path / "flr"), max_steps=steps, per_device_train_batch_size=2,
+            max_length=256, save_steps=2,
+        )  # fmt: skip
+        return train_flr(cfg, spec, tuning=RewardTuningConfig(lora_layers=1))
+
+    first = run(2)
+    second = run(4)
+    assert first["steps"] == 2 and second["steps"] == 4 and second["resumed_from"].endswith("checkpoint-2")
