@@ -31,7 +31,7 @@ ROWS = [
     ("FLR preference-tuned, 1024 pairs", "test-flr-1024", "flr", "ratings-flr-1024", 1024),
     ("FLR feedback-tuned (critiques)", "test-feedback", "flr", "ratings-feedback", None),
 ]
-RM_BUDGETS = (64, 256, 1024)
+RM_BUDGETS = (64, 256, 1024)  # whichever were run
 
 
 def _rows(run: Path, bench: str) -> list[dict]:

@@ -79,6 +79,12 @@ def test_compare_end_to_end(tmp_path, tiny_model_dir):
     assert (tmp_path / "c" / "generations_base.jsonl").exists()
     assert "win rate" in (tmp_path / "c" / "report.md").read_text()
     assert json.loads((tmp_path / "c" / "summary.json").read_text())["judge"]["judge"] == "length"
+    import csv
+
+    (board,) = list(csv.DictReader((tmp_path / "c" / "leaderboard.csv").open()))
+    assert set(board) >= {"win_rate", "standard_error", "n_wins", "n_draws", "n_losses", "length_controlled_winrate"}
+    assert int(board["n_wins"]) + int(board["n_draws"]) + int(board["n_losses"]) == int(board["n_total"])
+    assert "# Example pairs" in (tmp_path / "c" / "examples.md").read_text()
 
 
 def test_compare_needs_one_response_per_policy(tmp_path):

@@ -117,3 +117,12 @@ def test_lc_win_rate_nan_and_mismatch():
     assert length_controlled_win_rate(prefs, lc, lb) == pytest.approx(0.5)
     with pytest.raises(ValueError):
         length_controlled_win_rate([1, 0], [1, 2, 3], [1, 2])
+
+
+def test_no_zero_width_interval_for_identical_outcomes():
+    from flr.eval.metrics import bootstrap_ci
+
+    low, high = bootstrap_ci([0.5, 0.5])  # two ties: we know little
+    assert low < 0.5 < high and high - low > 0.5
+    low, high = bootstrap_ci([1.0] * 5)
+    assert low < 1.0 and high == pytest.approx(1.0)

@@ -276,4 +276,40 @@ def run(
     }
     write_json(out / "summary.json", {**summary, **provenance(cfg, prompt_cfg, sampling, flr_config)})
     write_report(out / "report.md", summary, summary["judge"], cfg.base, cfg.candidate)
+    write_leaderboard(out / "leaderboard.csv", rows, cfg.candidate)
+    write_examples(out / "examples.md", rows)
     return summary
+
+
+def write_leaderboard(path: str | Path, rows: list[dict], name: str) -> None:
+    """alpaca_eval's leaderboard columns, in percent: win_rate and its standard error, wins, draws, losses,
+    flr's length-controlled win rate (a simplified GLM: preference on the tanh-scaled length difference only,
+    without alpaca_eval's per-instruction difficulty term; not AlpacaEval 2's number), mean output length."""
+    import csv
+
+    prefs = np.array([r["preference"] for r in rows], dtype=float)
+    n = len(prefs)
+    se = float(prefs.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+    lc = length_controlled_win_rate(prefs, [r["len_candidate"] for r in rows], [r["len_base"] for r in rows])
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["", "win_rate", "standard_error", "n_wins", "n_draws", "n_losses", "n_total",
+                         "length_controlled_winrate", "avg_length"])  # fmt: skip
+        writer.writerow([
+            name, 100 * float(prefs.mean()) if n else float("nan"), 100 * se, int(np.sum(prefs == 1)),
+            int(np.sum(prefs == 0.5)), int(np.sum(prefs == 0)), n, 100 * lc,
+            float(np.mean([r["len_candidate"] for r in rows])) if n else float("nan"),
+        ])  # fmt: skip
+
+
+def write_examples(path: str | Path, rows: list[dict], per_kind: int = 3) -> None:
+    """A few pairs the judge preferred each way, to read rather than trust the number."""
+    lines = ["# Example pairs", ""]
+    for title, want in (("Candidate preferred", 1.0), ("Base preferred", 0.0), ("Ties", 0.5)):
+        picked = [r for r in rows if r["preference"] == want][:per_kind]
+        lines += [f"## {title} ({sum(r['preference'] == want for r in rows)} in all)", ""]
+        for r in picked:
+            prompt = r["prompt"] if isinstance(r["prompt"], str) else r["prompt"][-1]["content"]
+            lines += [f"**Prompt** ({r['id']}): {prompt[:500]}", "", f"**Candidate**: {r['candidate'][:800]}", "",
+                      f"**Base**: {r['base'][:800]}", "", "---", ""]  # fmt: skip
+    Path(path).write_text("\n".join(lines))

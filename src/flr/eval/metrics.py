@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Sequence
 
@@ -51,12 +52,21 @@ def bootstrap_ci(
         return float("nan"), float("nan")
     if np.all(x == x[0]):
         v = float(statistic(x))
+        if 0 <= v <= 1:  # every resample is the same: a Wilson interval, never a zero-width one
+            return _wilson(v, len(x), level)
         return v, v
     rng = np.random.default_rng(seed)
     stats_ = np.array([statistic(x[rng.integers(0, len(x), len(x))]) for _ in range(n_resamples)], dtype=float)
     alpha = (1 - level) / 2
     low, high = np.quantile(stats_, [alpha, 1 - alpha])
     return float(low), float(high)
+
+
+def _wilson(p: float, n: int, level: float) -> tuple[float, float]:
+    z = stats.norm.ppf(1 - (1 - level) / 2)
+    center = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(center - half), float(center + half)
 
 
 def pairwise_report(chosen_scores, rejected_scores, subsets: Sequence[str] | None = None, seed: int = 0) -> dict:
