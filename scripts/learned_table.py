@@ -88,7 +88,7 @@ def main() -> None:
         (f"classifier RM, {n} pairs", f"test-rm-{n}", "rm:", f"ratings-rm-{n}", n) for n in RM_BUDGETS
     ]
     head = "| scorer | " + " | ".join(TEST) + " | pooled [95% CI] | n | same as length | Spearman vs rating |"
-    print(head + "\n|" + "---|" * (len(TEST) + 6))
+    print(head + "\n|" + "---|" * (len(TEST) + 5))
     curve: dict[str, list[tuple[int, float, tuple]]] = {"FLR (preference-tuned)": [], "classifier RM": []}
     for label, run, key, rating_run, budget in rows:
         p = pairwise(root, run, key) if run else None
