@@ -26,7 +26,7 @@ ROWS = [
     ("FLR compact (12 follow-ups)", "test-compact", "flr", "ratings-default", 0),
     ("FLR compact + PMI (empty response)", "test-pmi-empty", "flr", "ratings-pmi-empty", None),
     ("FLR compact + PMI ('OK.')", None, "flr", "ratings-pmi-ok", None),
-    ("FLR compact, fitted weights", "test-weighted", "flr", None, None),
+    ("FLR compact, fitted weights", "test-weighted", "flr", None, 64),
     ("FLR preference-tuned, 256 pairs", "test-flr-256", "flr", "ratings-flr-256", 256),
     ("FLR preference-tuned, 1024 pairs", "test-flr-1024", "flr", "ratings-flr-1024", 1024),
     ("FLR feedback-tuned (critiques)", "test-feedback", "flr", "ratings-feedback", None),
@@ -89,7 +89,11 @@ def main() -> None:
     ]
     head = "| scorer | " + " | ".join(TEST) + " | pooled [95% CI] | n | same as length | Spearman vs rating |"
     print(head + "\n|" + "---|" * (len(TEST) + 5))
-    curve: dict[str, list[tuple[int, float, tuple]]] = {"FLR (preference-tuned)": [], "classifier RM": []}
+    curve: dict[str, list[tuple[int, float, tuple]]] = {
+        "FLR (preference-tuned)": [],
+        "classifier RM": [],
+        "FLR (fitted weights)": [],
+    }
     for label, run, key, rating_run, budget in rows:
         p = pairwise(root, run, key) if run else None
         rho = ratings(root, rating_run, key)
@@ -102,7 +106,8 @@ def main() -> None:
         n = p["n"] if p else "–"
         print(f"| {label} | " + " | ".join(cells) + f" | {pooled} | {n} | {agree} | {corr} |")
         if p and budget is not None:
-            curve["classifier RM" if key == "rm:" else "FLR (preference-tuned)"].append((budget, p["pooled"], p["ci"]))
+            series = "classifier RM" if key == "rm:" else "FLR (fitted weights)" if "fitted" in label else None
+            curve[series or "FLR (preference-tuned)"].append((budget, p["pooled"], p["ci"]))
     plot(root, curve, pairwise(root, "test-default", "length"))
 
 
@@ -113,7 +118,7 @@ def plot(root: Path, curve: dict, length: dict | None) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for (name, points), marker in zip(curve.items(), ("o", "s")):
+    for (name, points), marker in zip(curve.items(), ("o", "s", "^")):
         if not points:
             continue
         points.sort()
