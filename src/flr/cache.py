@@ -58,20 +58,19 @@ class ScoreCache:
             "tokens INTEGER, truncated INTEGER, PRIMARY KEY (model, key, text))"
         )
 
+    def _select(self, query: str, owner: str, keys: list[str]):
+        """Rows of ``query`` (ending in ``key IN``) for ``owner`` and ``keys``, in chunks SQLite accepts."""
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            yield from self.db.execute(f"{query} ({','.join('?' * len(chunk))})", [owner, *chunk])
+
     def get(self, scorer: str, keys: list[str]) -> dict[str, ScoreResult]:
-        out = {}
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
-            rows = self.db.execute(
-                f"SELECT key, reward, categories, truncated FROM scores WHERE scorer = ? AND key IN "
-                f"({','.join('?' * len(chunk))})",
-                [scorer, *chunk],
-            )
-            for key, reward, categories, truncated in rows:
-                out[key] = ScoreResult(
-                    float("nan") if reward is None else reward, json.loads(categories), bool(truncated)
-                )
-        return out
+        query = "SELECT key, reward, categories, truncated FROM scores WHERE scorer = ? AND key IN"
+        return {
+            key: ScoreResult(float("nan") if reward is None else reward, json.loads(categories), bool(truncated))
+            for key, reward, categories, truncated in self._select(query, scorer, keys)
+        }
 
     def put(self, scorer: str, results: dict[str, ScoreResult]) -> None:
         self.db.executemany(
@@ -83,19 +82,12 @@ class ScoreCache:
     def get_followups(self, model: str, keys: list[str], texts: list[str]) -> dict[tuple[str, str], dict]:
         """``{(key, text): {mean, sum, tokens, truncated}}`` for the pairs the cache holds."""
         wanted = set(texts)
-        out = {}
-        unique = list(dict.fromkeys(keys))
-        for start in range(0, len(unique), 500):
-            chunk = unique[start : start + 500]
-            rows = self.db.execute(
-                f"SELECT key, text, mean, sum, tokens, truncated FROM followups WHERE model = ? AND key IN "
-                f"({','.join('?' * len(chunk))})",
-                [model, *chunk],
-            )
-            for key, text, mean, total, tokens, truncated in rows:
-                if text in wanted:
-                    out[(key, text)] = {"mean": mean, "sum": total, "tokens": tokens, "truncated": bool(truncated)}
-        return out
+        query = "SELECT key, text, mean, sum, tokens, truncated FROM followups WHERE model = ? AND key IN"
+        return {
+            (key, text): {"mean": mean, "sum": total, "tokens": tokens, "truncated": bool(truncated)}
+            for key, text, mean, total, tokens, truncated in self._select(query, model, keys)
+            if text in wanted
+        }
 
     def put_followups(self, model: str, values: dict[tuple[str, str], dict]) -> None:
         self.db.executemany(
