@@ -269,10 +269,6 @@ def train_flr(
     flr_config = flr_config or FLRConfig(
         followups=tuning.followups, categories=tuning.categories, max_length=cfg.max_length
     )
-    if tuning.followups_per_step < 1:
-        raise FLRError(f"--followups-per-step must be at least 1, got {tuning.followups_per_step}")
-    if tuning.kl_coef < 0:
-        raise FLRError(f"--kl-coef must be >= 0, got {tuning.kl_coef}")
     from flr.followups import load_followups
 
     fset = load_followups(flr_config.followups).select(flr_config.categories)  # bad sets fail before the model loads

@@ -135,8 +135,6 @@ class FollowUpReward(LMScorer):
             raise FLRError(f"--weights has {len(weights)} values for {len(names)} categories {names}")
         if sum(weights) == 0:
             raise FLRError(f"--weights must not sum to zero, got {self.config.weights!r}")
-        if self.config.calibration not in ("none", "pmi"):
-            raise FLRError(f"--calibration must be none or pmi, got {self.config.calibration!r}")
         self.weights = dict(zip(names, weights))
         self.reserve = min(FOLLOWUP_RESERVE, (self.config.max_length or 0) // 8)
         self.logprob_cache = None
