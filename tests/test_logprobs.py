@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import flr.logprobs as kernel
-from flr.chat import ChatRenderer
+from flr.chat import ChatRenderer, common_prefix_length
 from flr.logprobs import continuation_logprobs, packed_logprobs, reference_logprobs
 from flr.scorers import FollowUpReward, ScorerConfig
 
@@ -121,7 +121,7 @@ def test_packed_splits_continuations_across_rows(tiny, items, reference):
     rows = kernel._plan_rows(items, max_row_tokens=budget)
     assert len(rows) > len(items)  # some examples' continuations are spread over several rows
     for i, item in enumerate(items):
-        covered = sorted(k for r in rows if r.item == i for k in r.conts)
+        covered = sorted(k for r in rows for j, conts in r.members if j == i for k in conts)
         assert covered == list(range(len(item.continuations)))
     assert_same(packed_logprobs(model, items, token_budget=budget), reference)
     # a budget below one continuation's length still works: one continuation per row
@@ -296,3 +296,77 @@ def test_prefix_cache_path(tiny_model_dir, items, reference, attn, monkeypatch):
         assert_same(packed_logprobs(model, items, prefix_cache=True, max_batch=1, token_budget=64), reference)
     finally:
         handle.remove()
+
+
+def shared_stem_items(tokenizer, seed: int, prompts: int = 3, responses: int = 3, **kwargs):
+    """Several responses to each of a few prompts (an evaluation pair, a policy's k samples): long shared stems."""
+    rng = random.Random(seed)
+    special = set(tokenizer.added_tokens_decoder)
+    pool = [i for i in range(len(tokenizer)) if i not in special]
+    renderer = ChatRenderer(tokenizer, **kwargs)
+    items = []
+    for _ in range(prompts):
+        conv = [{"role": "user", "content": random_text(rng, tokenizer, pool, 10, 25)}]
+        for _ in range(responses):
+            response = random_text(rng, tokenizer, pool, 1, 20)
+            items.append(
+                renderer.followup_item(conv, response, [random_text(rng, tokenizer, pool, 1, 6) for _ in range(3)])
+            )
+    rng.shuffle(items)
+    return items
+
+
+@pytest.mark.parametrize("seed", [7, 8])
+def test_shared_stems_equal_reference(tiny, tokenizer, seed):
+    """Responses to one prompt share a row (the prompt computed once) and score exactly as on their own."""
+    model, _ = tiny
+    items = shared_stem_items(tokenizer, seed) + random_items(tokenizer, seed=seed, n=3)
+    rows = kernel._plan_rows(items, max_row_tokens=4096, share_stem=4)
+    shared = [r for r in rows if len(r.members) > 1]
+    assert shared and all(len(r.stem) >= 4 for r in shared)
+    assert sum(len(r.members) for r in rows) == len(items)
+    ref = reference_logprobs(model, items)
+    assert_same(packed_logprobs(model, items, share_stem=4), ref)
+    assert_same(packed_logprobs(model, items, share_stem=4, max_batch=1), ref)
+    assert_same(packed_logprobs(model, items, share_stem=None), ref)
+
+
+def test_shared_stems_eager_and_identical_prefixes(tiny_model_dir, tokenizer):
+    """Additive masks (eager attention) and an example scored twice (its whole prefix is the stem)."""
+    from flr.models import load_model
+
+    eager, _ = load_model(str(tiny_model_dir), device="cpu", dtype="float32", attn_implementation="eager")
+    items = shared_stem_items(tokenizer, 9, prompts=2, responses=2)
+    twice = shared_stem_items(tokenizer, 12, prompts=1, responses=1)[0]
+    template_head = common_prefix_length(items[0].prefix, twice.prefix, len(twice.prefix))  # system prompt etc.
+    items += [twice, twice]
+    rows = kernel._plan_rows(items, max_row_tokens=4096, share_stem=template_head + 1)
+    assert any(len(r.stem) == len(items[-1].prefix) and len(r.members) == 2 for r in rows)
+    assert_same(packed_logprobs(eager, items, share_stem=template_head + 1), reference_logprobs(eager, items))
+
+
+def test_stems_not_worth_sharing_stay_apart(tokenizer):
+    """A stem shorter than the threshold, or short against the rest of the row, is not shared."""
+    items = shared_stem_items(tokenizer, 10, prompts=2, responses=2)
+    assert all(len(r.members) == 1 for r in kernel._plan_rows(items, 4096, share_stem=10_000))
+    assert all(len(r.members) == 1 for r in kernel._plan_rows(items, 4096, share_stem=None))
+    # a row may not outgrow the budget by sharing
+    assert all(r.length(items) <= 60 or len(r.members) == 1 for r in kernel._plan_rows(items, 60, share_stem=4))
+
+
+def test_out_of_memory_splits_a_shared_row(tiny, tokenizer, monkeypatch):
+    """A shared row that runs out of memory is split into its members, then each scores as before."""
+    model, _ = tiny
+    items = shared_stem_items(tokenizer, 11, prompts=1, responses=4)
+    real = kernel._packed_batch
+    sizes = []
+
+    def tight(backbone, head, lm, rows, *args):
+        sizes.append([len(r.members) for r in rows])
+        if any(len(r.members) > 1 for r in rows):
+            raise torch.OutOfMemoryError("simulated")
+        return real(backbone, head, lm, rows, *args)
+
+    monkeypatch.setattr(kernel, "_packed_batch", tight)
+    assert_same(packed_logprobs(model, items, share_stem=4), reference_logprobs(model, items))
+    assert sizes[0] == [4] and sizes.count([1]) == 4 and all(s in ([1], [2]) for s in sizes[1:])

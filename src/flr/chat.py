@@ -169,7 +169,7 @@ class ChatRenderer:
         shared = min(first for _, first, _ in rows)  # in tail tokens, after the head
         reference = rows[0][0]
         for ids, _, _ in rows[1:]:
-            shared = min(shared, _common_prefix_length(reference, ids, shared))
+            shared = min(shared, common_prefix_length(reference, ids, shared))
         prefix = head + reference[:shared]
         continuations = [ids[shared:last] for ids, _, last in rows]
         spans = [(first - shared, last - shared) for _, first, last in rows]
@@ -271,7 +271,7 @@ class ChatRenderer:
         return self.tokenizer.decode(ids[n + 1 :]) if n > 0 else text
 
 
-def _common_prefix_length(a: list[int], b: list[int], limit: int) -> int:
+def common_prefix_length(a: list[int], b: list[int], limit: int) -> int:
     n = min(len(a), len(b), limit)
     for i in range(n):
         if a[i] != b[i]:

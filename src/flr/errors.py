@@ -21,5 +21,5 @@ def check_at_least(config, minimums: dict[str, float]) -> None:
     """A config dataclass's numeric flags checked in ``__post_init__``, one error naming the flag."""
     for name, low in minimums.items():
         value = getattr(config, name)
-        if value < low:
+        if value is not None and value < low:
             raise FLRError(f"--{name.replace('_', '-')} must be at least {low}, got {value}")

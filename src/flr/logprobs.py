@@ -8,12 +8,15 @@ Two paths compute the same numbers:
   instead of 2·N·K·(P + F) and no K copies of the prefix's KV cache. With ``prefix_cache=True`` the prefixes are
   run first on their own (plain causal attention, no mask when a batch's prefixes have one length) and the
   continuations second, against the prefixes' KV cache (not repeated): attention then costs P²/2 + K·F·(P + K·F)
-  instead of (P + K·F)² per example, for one more pass of small kernel launches.
+  instead of (P + K·F)² per example, for one more pass of small kernel launches. Examples whose prefixes share a
+  long stem (the responses to one prompt: an evaluation pair, a policy's k samples) share one row: the stem is
+  computed once and each example's rest of prefix and continuations see the stem and their own tokens only.
 - ``reference``: one ordinary forward pass per (prefix + continuation), full logits, full log-softmax. Plain and
   obviously right; the tests hold the fast path to it.
 
-Rows are sorted by length and packed into batches under a token budget (padded tokens per forward); a batch that
-runs out of device memory is split in halves (a single row over its continuations) and the budget shrinks for the
+Rows are sorted by length and packed into batches under a token budget (padded tokens per forward; small on CPUs,
+where batching buys little and padding costs in full); a batch that runs out of device memory is split in halves
+(a single row over its members or continuations) and the budget shrinks for the
 rest of the call. The attention mask is built on the device from per-token segment ids, never in Python loops, and
 only [chunk, vocab] logits ever exist.
 """
@@ -29,22 +32,31 @@ from itertools import chain
 
 import torch
 
-from flr.chat import ScoringItem
+from flr.chat import ScoringItem, common_prefix_length
 
 logger = logging.getLogger(__name__)
 
 LOGIT_CHUNK = 1024  # rows of [*, vocab] logits materialized at once
-PAD_SEGMENT = -1  # segment id of padding; 0 is the prefix, 1..m the row's continuations
+PAD_SEGMENT = -1  # segment id of padding; 0 is the row's stem, 1.. its members' other segments
+SHARE_STEM = 64  # examples sharing this many leading prefix tokens may share a row (see _plan_rows)
+CPU_TOKEN_BUDGET = 4096  # on a CPU, batching buys little and padding costs in full: small batches
+GPU_TOKEN_BUDGET = 16384
 
 
 @dataclass
 class _Row:
-    item: int
-    prefix: list[int]
-    conts: list[int]  # indices into the item's continuations
+    """One row of a batch: a stem of tokens, then per member (an example) the rest of its prefix and the
+    continuations it scores in this row. Usually one member whose stem is its whole prefix; examples whose prefixes
+    share a long stem (two responses to one prompt) can share a row, so the stem is computed once."""
 
-    def length(self, item: ScoringItem) -> int:
-        return len(self.prefix) + sum(len(item.continuations[k]) for k in self.conts)
+    stem: list[int]
+    members: list[tuple[int, list[int]]]  # (item, indices into its continuations)
+
+    def length(self, items) -> int:
+        return len(self.stem) + sum(
+            len(items[i].prefix) - len(self.stem) + sum(len(items[i].continuations[k]) for k in conts)
+            for i, conts in self.members
+        )
 
 
 def split_lm(model):
@@ -74,26 +86,57 @@ def _head_logprobs(lm, head, hidden: torch.Tensor, targets: torch.Tensor) -> tor
     return torch.cat(parts) if parts else hidden.new_zeros(0, dtype=torch.float32)
 
 
-def _plan_rows(items: Sequence[ScoringItem], max_row_tokens: int) -> list[_Row]:
-    """One row per example; an example too long for one row is split into several rows over its continuations."""
-    rows = []
-    for i, item in enumerate(items):
+def _plan_rows(items: Sequence[ScoringItem], max_row_tokens: int, share_stem: int | None = None) -> list[_Row]:
+    """One row per example; an example too long for one row is split into several rows over its continuations.
+
+    ``share_stem``: examples whose prefixes share at least this many leading tokens (and a stem of at least a
+    quarter of each one's own tokens, so the longer row's attention does not eat the saving) share one row.
+    """
+    for item in items:
         if not item.prefix:
             raise ValueError("a continuation needs a non-empty prefix to be conditioned on")
+    rows = []
+    for stem, group in _stem_groups(items, max_row_tokens, share_stem):
+        if len(group) > 1:
+            rows.append(
+                _Row(items[group[0]].prefix[:stem], [(i, list(range(len(items[i].continuations)))) for i in group])
+            )
+            continue
+        i = group[0]
+        item = items[i]
         current, length = [], len(item.prefix)
         for k, cont in enumerate(item.continuations):
             if current and length + len(cont) > max_row_tokens:
-                rows.append(_Row(i, item.prefix, current))
+                rows.append(_Row(item.prefix, [(i, current)]))
                 current, length = [], len(item.prefix)
             current.append(k)
             length += len(cont)
-        rows.append(_Row(i, item.prefix, current))
+        rows.append(_Row(item.prefix, [(i, current)]))
     return rows
+
+
+def _stem_groups(items, max_row_tokens: int, share_stem: int | None) -> list[tuple[int, list[int]]]:
+    """(stem length, items) groups: consecutive in prefix order, sharing a stem worth computing once."""
+    if not share_stem:
+        return [(len(item.prefix), [i]) for i, item in enumerate(items)]
+    size = [len(item.prefix) + sum(map(len, item.continuations)) for item in items]
+    groups: list[tuple[int, list[int]]] = []
+    for i in sorted(range(len(items)), key=lambda i: items[i].prefix):
+        if groups:
+            stem, group = groups[-1]
+            shared = common_prefix_length(items[group[0]].prefix, items[i].prefix, stem)
+            members = [*group, i]
+            own = [size[j] - shared for j in members]
+            if shared >= share_stem and 4 * shared >= max(own) and shared + sum(own) <= max_row_tokens:
+                groups[-1] = (shared, members)
+                continue
+        groups.append((len(items[i].prefix), [i]))
+    return groups
 
 
 def _batches(rows: list[_Row], items, token_budget: int, max_batch: int | None) -> list[list[int]]:
     """Length-sorted batches whose padded size (rows x longest row) stays within the token budget."""
-    lengths = [row.length(items[row.item]) for row in rows]
+    lengths = [row.length(items) for row in rows]
     order = sorted(range(len(rows)), key=lambda r: lengths[r], reverse=True)
     batches, batch, longest = [], [], 0
     for r in order:
@@ -109,11 +152,13 @@ def _batches(rows: list[_Row], items, token_budget: int, max_batch: int | None) 
 
 @dataclass
 class _Layout:
-    """One batch laid out as rows [prefix | (gap) | continuation 1 | ... | continuation m | padding]."""
+    """One batch laid out as rows [stem | (gap) | member 1: rest of prefix, continuations | member 2 ... | padding]."""
 
     input_ids: torch.Tensor  # [n, W] long
     position_ids: torch.Tensor  # [n, W] long
-    segments: torch.Tensor  # [n, W] int32: 0 prefix, j continuation j of the row, PAD_SEGMENT padding
+    segments: torch.Tensor  # [n, W] int32: 0 stem, >0 a member's rest of prefix or a continuation, PAD_SEGMENT padding
+    members: torch.Tensor  # [n, W] int32: the member (1..) a token belongs to, 0 in the stem and padding
+    rest_of: torch.Tensor  # [n, W] int32: the member whose rest of prefix the token is, else 0
     prefix_width: int  # continuations start here when the layout has a gap (prefix_cache), else 0
     uniform_prefix: bool  # every row's prefix has the same length (no padding inside the prefix block)
     gather_row: torch.Tensor  # [T] scored tokens: the row,
@@ -126,33 +171,51 @@ def _layout(rows: list[_Row], items, *, gap: bool, multiple: int = 1) -> _Layout
     """Token ids, positions, segment ids and scored positions of a batch, built with tensor ops (no per-token loop).
 
     ``gap``: put every row's continuations after the longest prefix of the batch, so that the prefix block
-    ``[:, :prefix_width]`` can run on its own and the continuation block ``[:, prefix_width:]`` after it.
+    ``[:, :prefix_width]`` can run on its own and the continuation block ``[:, prefix_width:]`` after it (rows of one
+    member whose stem is its whole prefix).
     ``multiple``: round the width up to a multiple of this (fewer distinct shapes: kernel plans are cached per shape).
     """
     n = len(rows)
-    prefix_lens = [len(row.prefix) for row in rows]
-    width_p = max(prefix_lens) if gap else 0
-    # segments in token order across the batch: per row the prefix, (the gap), its continuations, then padding
-    seg_len, seg_id, seg_base, tokens = [], [], [], []
-    cont_rows, cont_offsets, cont_starts, cont_ends, where = [], [], [], [], []
+    stem_lens = [len(row.stem) for row in rows]
+    if gap:
+        assert all(len(row.members) == 1 and len(row.stem) == len(items[row.members[0][0]].prefix) for row in rows)
+    width_p = max(stem_lens) if gap else 0
+    # segments in token order across the batch: per row the stem, (the gap), per member the rest of its prefix and
+    # its continuations, then padding
+    seg_len, seg_id, seg_base, seg_member, seg_rest, tokens = [], [], [], [], [], []
+    cont_rows, cont_offsets, cont_starts, cont_ends, cont_last_prefix, where = [], [], [], [], [], []
     row_lens = []
+
+    def segment(ids, sid, base, member=0, rest=0):
+        seg_len.append(len(ids)), seg_id.append(sid), seg_base.append(base)
+        seg_member.append(member), seg_rest.append(rest), tokens.append(ids)
+
     for b, row in enumerate(rows):
-        item, p = items[row.item], prefix_lens[b]
-        seg_len.append(p), seg_id.append(0), seg_base.append(0)
-        tokens.append(row.prefix)
-        offset = p
-        if gap and width_p > p:
-            seg_len.append(width_p - p), seg_id.append(PAD_SEGMENT), seg_base.append(p)
-            tokens.append([0] * (width_p - p))
+        stem = len(row.stem)
+        segment(row.stem, 0, 0)
+        offset = stem
+        if gap and width_p > stem:
+            segment([0] * (width_p - stem), PAD_SEGMENT, stem)
             offset = width_p
-        for j, k in enumerate(row.conts, start=1):
-            cont = item.continuations[k]
-            start, end = item.spans[k]
-            seg_len.append(len(cont)), seg_id.append(j), seg_base.append(p)
-            tokens.append(cont)
-            cont_rows.append(b), cont_offsets.append(offset), cont_starts.append(start), cont_ends.append(end)
-            where.append((row.item, k, end - start))
-            offset += len(cont)
+        sid = 1
+        for m, (i, conts) in enumerate(row.members, start=1):
+            item = items[i]
+            p = len(item.prefix)
+            last_prefix = stem - 1
+            if p > stem:
+                segment(item.prefix[stem:], sid, stem, m, m)
+                sid += 1
+                offset += p - stem
+                last_prefix = offset - 1
+            for k in conts:
+                cont = item.continuations[k]
+                start, end = item.spans[k]
+                segment(cont, sid, p, m)
+                sid += 1
+                cont_rows.append(b), cont_offsets.append(offset), cont_last_prefix.append(last_prefix)
+                cont_starts.append(start), cont_ends.append(end)
+                where.append((i, k, end - start))
+                offset += len(cont)
         row_lens.append(offset)
     width = -(-max(row_lens) // multiple) * multiple
     seg_len_t = torch.tensor(seg_len)
@@ -164,29 +227,33 @@ def _layout(rows: list[_Row], items, *, gap: bool, multiple: int = 1) -> _Layout
     row_of = torch.repeat_interleave(torch.arange(n), row_len_t)
     col_of = torch.arange(len(flat_ids)) - torch.repeat_interleave(row_start, row_len_t)
 
+    def per_token(values, fill, dtype=torch.int32):
+        out = torch.full((n, width), fill, dtype=dtype)
+        out[row_of, col_of] = torch.repeat_interleave(torch.tensor(values, dtype=dtype), seg_len_t)
+        return out
+
     input_ids = torch.zeros(n, width, dtype=torch.long)
-    position_ids = torch.zeros(n, width, dtype=torch.long)
-    segments = torch.full((n, width), PAD_SEGMENT, dtype=torch.int32)
     input_ids[row_of, col_of] = flat_ids
+    position_ids = torch.zeros(n, width, dtype=torch.long)
     position_ids[row_of, col_of] = within_seg + torch.repeat_interleave(torch.tensor(seg_base), seg_len_t)
-    segments[row_of, col_of] = torch.repeat_interleave(torch.tensor(seg_id, dtype=torch.int32), seg_len_t)
 
     # scored tokens: token t of a continuation at `offset` is predicted from offset + t - 1, or from the last
-    # prefix token when t == 0
+    # token of its member's prefix when t == 0
     counts = torch.tensor(cont_ends) - torch.tensor(cont_starts)
     cont_of = torch.repeat_interleave(torch.arange(len(counts)), counts)
     first = torch.cumsum(counts, 0) - counts
     t = torch.tensor(cont_starts)[cont_of] + torch.arange(int(counts.sum())) - first[cont_of]
     gather_row = torch.tensor(cont_rows, dtype=torch.long)[cont_of]
     token_pos = torch.tensor(cont_offsets)[cont_of] + t
-    last_prefix = torch.tensor(prefix_lens)[gather_row] - 1
-    gather_pos = torch.where(t == 0, last_prefix, token_pos - 1)
+    gather_pos = torch.where(t == 0, torch.tensor(cont_last_prefix)[cont_of], token_pos - 1)
     return _Layout(
         input_ids=input_ids,
         position_ids=position_ids,
-        segments=segments,
+        segments=per_token(seg_id, PAD_SEGMENT),
+        members=per_token(seg_member, 0),
+        rest_of=per_token(seg_rest, 0),
         prefix_width=width_p,
-        uniform_prefix=len(set(prefix_lens)) == 1,
+        uniform_prefix=len(set(stem_lens)) == 1,
         gather_row=gather_row,
         gather_pos=gather_pos,
         targets=input_ids[gather_row, token_pos],
@@ -194,20 +261,29 @@ def _layout(rows: list[_Row], items, *, gap: bool, multiple: int = 1) -> _Layout
     )
 
 
-def _attention_mask(segments: torch.Tensor, q: slice, k: slice, additive_dtype: torch.dtype | None) -> torch.Tensor:
-    """[n, 1, q, k] mask of queries ``q`` over keys ``k``: causal, and a key is seen from its own segment or the
-    prefix. Padding queries see the prefix and earlier padding (never an empty softmax row); real queries never see
-    padding or other continuations. Boolean (True = attend), or additive in ``additive_dtype`` (eager attention)."""
-    n, width = segments.shape
-    idx = torch.arange(width, device=segments.device)
+def _attention_mask(lay: _Layout, q: slice, k: slice, additive_dtype: torch.dtype | None, device) -> torch.Tensor:
+    """[n, 1, q, k] mask of queries ``q`` over keys ``k``: causal, and a key is seen from its own segment, the stem,
+    or the rest of its member's prefix. Padding queries see the stem and earlier padding (never an empty softmax
+    row); real queries never see padding, other members or other continuations. Boolean (True = attend), or
+    additive in ``additive_dtype`` (eager attention)."""
+    segments, members, rest_of = (x.to(device, non_blocking=True) for x in (lay.segments, lay.members, lay.rest_of))
+    idx = torch.arange(segments.shape[1], device=device)
     qs, ks = segments[:, q, None], segments[:, None, k]
-    allowed = (idx[q, None] >= idx[None, k]) & ((qs == ks) | (ks == 0))
+    own_prefix = (rest_of[:, None, k] > 0) & (rest_of[:, None, k] == members[:, q, None])
+    allowed = (idx[q, None] >= idx[None, k]) & ((qs == ks) | (ks == 0) | own_prefix)
     allowed = allowed[:, None]
     if additive_dtype is None:
         return allowed
     return torch.zeros(allowed.shape, dtype=additive_dtype, device=allowed.device).masked_fill_(
         ~allowed, torch.finfo(additive_dtype).min
     )
+
+
+def default_token_budget(device: torch.device) -> int:
+    """Padded tokens per forward pass: large on GPUs (throughput comes from batching), small on CPUs, where a
+    1-row forward already runs the matmuls near peak and a large batch pays for its padding and its attention
+    masks in full (bench/bench_cpu_e2e.py: 1.5x faster on real records than a 16,384-token budget)."""
+    return CPU_TOKEN_BUDGET if device.type == "cpu" else GPU_TOKEN_BUDGET
 
 
 def _is_eager(model) -> bool:
@@ -235,31 +311,36 @@ def packed_logprobs(
     model,
     items: Sequence[ScoringItem],
     *,
-    token_budget: int = 16384,
+    token_budget: int | None = None,
     max_batch: int | None = None,
     prefix_cache: bool = False,
+    share_stem: int | None = SHARE_STEM,
     compile: bool = False,
 ) -> list[list[torch.Tensor]]:
     """Log-probs of every scored token, for each item and continuation, sharing each prefix (the fast path).
 
-    ``token_budget``: padded tokens per forward pass (rows x longest row); ``max_batch``: rows per forward pass;
+    ``token_budget``: padded tokens per forward pass (rows x longest row; default by device, see
+    :func:`default_token_budget`); ``max_batch``: rows per forward pass;
     ``prefix_cache``: run the prefixes first and the continuations against their KV cache (less attention work,
     more memory; see docs/PERFORMANCE.md); ``compile``: run the backbone through ``torch.compile`` (fuses the
     norms, rotary embeddings and activations; pays only on long GPU jobs: the first call compiles for a minute or
-    more). Results do not depend on any of these beyond float rounding.
+    more); ``share_stem``: examples whose prefixes share at least this many leading tokens (the responses to one
+    prompt) share a row, so the shared tokens are computed once (None: never; not with ``prefix_cache``).
+    Results do not depend on any of these beyond float rounding.
     """
     backbone, head, lm = split_lm(model)
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
+    token_budget = token_budget or default_token_budget(device)
     if compile:
         backbone = _compiled(backbone)
     out: list[list[torch.Tensor | None]] = [[None] * len(it.continuations) for it in items]
-    rows = _plan_rows(items, max_row_tokens=max(token_budget, 1))
+    rows = _plan_rows(items, max_row_tokens=max(token_budget, 1), share_stem=None if prefix_cache else share_stem)
     pending = _batches(rows, items, token_budget, max_batch)[::-1]  # a stack: longest rows first
     limit = None  # padded tokens of the smallest batch that ran out of memory
     while pending:
         batch = pending.pop()
-        padded = len(batch) * max(rows[r].length(items[rows[r].item]) for r in batch)
+        padded = len(batch) * max(rows[r].length(items) for r in batch)
         if limit is not None and padded >= limit and len(batch) > 1:
             half = len(batch) // 2
             pending += [batch[half:], batch[:half]]
@@ -268,7 +349,7 @@ def packed_logprobs(
             _packed_batch(backbone, head, lm, [rows[r] for r in batch], items, out, device, dtype, prefix_cache)
             continue
         except torch.OutOfMemoryError:
-            if len(batch) == 1 and len(rows[batch[0]].conts) == 1:
+            if len(batch) == 1 and len(rows[batch[0]].members) == 1 and len(rows[batch[0]].members[0][1]) == 1:
                 raise
         # out of the except block, so that the failed pass's tensors are freed before retrying
         gc.collect()
@@ -279,13 +360,22 @@ def packed_logprobs(
             logger.warning("out of memory on %d rows (%d padded tokens): retrying in halves", len(batch), padded)
             half = len(batch) // 2
             pending += [batch[half:], batch[:half]]
-        else:  # one row: split its continuations over two rows
-            row = rows[batch[0]]
-            logger.warning("out of memory on one row of %d continuations: splitting it", len(row.conts))
-            half = len(row.conts) // 2
-            rows += [_Row(row.item, row.prefix, row.conts[:half]), _Row(row.item, row.prefix, row.conts[half:])]
+        else:
+            rows += _split_row(rows[batch[0]], items)
             pending += [[len(rows) - 1], [len(rows) - 2]]
     return out  # type: ignore[return-value]
+
+
+def _split_row(row: _Row, items) -> list[_Row]:
+    """Two rows for one that ran out of memory: its members apart, or a lone member's continuations in halves."""
+    if len(row.members) > 1:
+        logger.warning("out of memory on one row of %d examples sharing a stem: splitting it", len(row.members))
+        half = len(row.members) // 2
+        return [_Row(row.stem, row.members[:half]), _Row(row.stem, row.members[half:])]
+    i, conts = row.members[0]
+    logger.warning("out of memory on one row of %d continuations: splitting it", len(conts))
+    half = len(conts) // 2
+    return [_Row(items[i].prefix, [(i, conts[:half])]), _Row(items[i].prefix, [(i, conts[half:])])]
 
 
 def _packed_batch(backbone, head, lm, rows: list[_Row], items, out, device, dtype, prefix_cache: bool) -> None:
@@ -310,7 +400,6 @@ def _packed_states(backbone, lm, rows: list[_Row], items, device, dtype, prefix_
     additive = dtype if _is_eager(lm) else None
     input_ids = lay.input_ids.to(device, non_blocking=True)
     position_ids = lay.position_ids.to(device, non_blocking=True)
-    segments = lay.segments.to(device, non_blocking=True)
     gather_row = lay.gather_row.to(device, non_blocking=True)
     gather_pos = lay.gather_pos.to(device, non_blocking=True)
     targets = lay.targets.to(device, non_blocking=True)
@@ -318,7 +407,7 @@ def _packed_states(backbone, lm, rows: list[_Row], items, device, dtype, prefix_
     if not prefix_cache:
         hidden = backbone(
             input_ids=input_ids,
-            attention_mask=_attention_mask(segments, everything, everything, additive),
+            attention_mask=_attention_mask(lay, everything, everything, additive, device),
             position_ids=position_ids,
             use_cache=False,
         ).last_hidden_state
@@ -329,13 +418,15 @@ def _packed_states(backbone, lm, rows: list[_Row], items, device, dtype, prefix_
         first = backbone(
             input_ids=input_ids[:, head_part],
             # one prefix length: plain causal attention (SDPA's is_causal kernels), no mask at all
-            attention_mask=None if lay.uniform_prefix else _attention_mask(segments, head_part, head_part, additive),
+            attention_mask=None
+            if lay.uniform_prefix
+            else _attention_mask(lay, head_part, head_part, additive, device),
             position_ids=position_ids[:, head_part],
             use_cache=True,
         )
         second = backbone(
             input_ids=input_ids[:, tail],
-            attention_mask=_attention_mask(segments, tail, everything, additive),
+            attention_mask=_attention_mask(lay, tail, everything, additive, device),
             position_ids=position_ids[:, tail],
             past_key_values=first.past_key_values,
             use_cache=True,
@@ -356,7 +447,7 @@ def packed_hidden(model, items: Sequence[ScoringItem]):
     backbone, head, lm = split_lm(model)
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
-    rows = [_Row(i, item.prefix, list(range(len(item.continuations)))) for i, item in enumerate(items)]
+    rows = [_Row(item.prefix, [(i, list(range(len(item.continuations))))]) for i, item in enumerate(items)]
     picked, targets, where = _packed_states(backbone, lm, rows, items, device, dtype)
     return picked, targets, where, (head, lm)
 

@@ -126,8 +126,12 @@ class ScorerConfig:
         },
     )
     batch_size: int = field(default=16, metadata={"help": "Examples per forward pass (at most)."})
-    token_budget: int = field(
-        default=16384, metadata={"help": "Padded tokens per forward pass; halves itself on out-of-memory."}
+    token_budget: int | None = field(
+        default=None,
+        metadata={
+            "help": "Padded tokens per forward pass (default: 16384 on a GPU, 4096 on a CPU, where big batches only "
+            "add padding); halves itself on out-of-memory."
+        },
     )
     calibration: str = field(
         default="none",
