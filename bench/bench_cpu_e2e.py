@@ -31,11 +31,12 @@ import _common as C  # noqa: E402
 
 from flr.eval.runner import EvalConfig, benchmark_records  # noqa: E402
 
+FIRST_RELEASE = "--token-budget 16384 --share-prefix 0"  # the first release's kernel: one batch size, no sharing
 VARIANTS = {  # name -> flr score flags; the first is the reference
-    "first release: paper's 60 follow-ups": "--followups paper",
-    "default: selected 12": "",
-    "selected 6": "--followups runs/budget/select-top1.yaml",
-    "selected 30": "--followups runs/budget/select-top5.yaml",
+    "first release: paper's 60, its kernel": f"--followups paper {FIRST_RELEASE}",
+    "paper's 60, today's kernel": "--followups paper",
+    "selected 12, first release's kernel": FIRST_RELEASE,
+    "default: selected 12, today's kernel": "",
     "default, --max-length 1024": "--max-length 1024",
     "default, --max-length 512": "--max-length 512",
 }  # bf16 and int8: bench/bench_cpu_dtype.py (bf16 is 5x slower than fp32 on an AVX2 CPU)
@@ -83,9 +84,9 @@ def main() -> None:
         "rows": rows,
     }
     out = C.save_result(result, args.out or C.RESULTS_DIR / f"e2e_cpu_{args.benchmark}.json")
-    print(f"{'variant':34} {'seconds':>8} {'speed-up':>8} {'rho':>6}")
+    print(f"{'variant':40} {'seconds':>8} {'speed-up':>8} {'rho':>6}")
     for r in rows:
-        print(f"{r['variant']:34} {r['seconds']:8.1f} {r['speedup']:8.2f} {r['spearman_vs_first']:6.3f}")
+        print(f"{r['variant']:40} {r['seconds']:8.1f} {r['speedup']:8.2f} {r['spearman_vs_first']:6.3f}")
     print(f"-> {out}")
 
 

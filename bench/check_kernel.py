@@ -40,10 +40,14 @@ def tiny_model(attn: str, kv_heads: int, vocab: int = 503, seed: int = 0, tied: 
     return model.eval()
 
 
-def random_items(rng: random.Random, vocab: int, n: int) -> list[ScoringItem]:
+def random_items(rng: random.Random, vocab: int, n: int, shared: bool = False) -> list[ScoringItem]:
+    """Random items; with ``shared``, in groups of up to 3 whose prefixes share a stem (responses to one prompt)."""
     items = []
-    for _ in range(n):
-        p = rng.randint(1, 40)
+    stem: list[int] = []
+    for i in range(n):
+        if shared and i % 3 == 0:
+            stem = [rng.randrange(vocab) for _ in range(rng.randint(5, 30))]
+        p = rng.randint(0 if shared else 1, 40)
         k = rng.randint(1, 9)
         conts, spans = [], []
         for _ in range(k):
@@ -52,7 +56,8 @@ def random_items(rng: random.Random, vocab: int, n: int) -> list[ScoringItem]:
             end = rng.randint(start + 1, f)
             conts.append([rng.randrange(vocab) for _ in range(f)])
             spans.append((start, end))
-        items.append(ScoringItem(prefix=[rng.randrange(vocab) for _ in range(p)], continuations=conts, spans=spans))
+        prefix = (stem if shared else []) + [rng.randrange(vocab) for _ in range(p)]
+        items.append(ScoringItem(prefix=prefix, continuations=conts, spans=spans))
     return items
 
 
@@ -98,8 +103,8 @@ def check_oom_backoff() -> int:
     calls = []
 
     def flaky(backbone, head, lm, rows, *args):
-        calls.append((len(rows), max(len(r.conts) for r in rows)))
-        if len(rows) > 2 or any(len(r.conts) > 2 for r in rows):
+        calls.append((len(rows), max(len(c) for r in rows for _, c in r.members)))
+        if len(rows) > 2 or calls[-1][1] > 2:
             raise torch.OutOfMemoryError("simulated")
         return real(backbone, head, lm, rows, *args)
 
@@ -112,6 +117,22 @@ def check_oom_backoff() -> int:
     ok = d <= 1e-6 and any(c[0] > 2 for c in calls) and any(c[1] > 2 for c in calls)
     print(f"OOM back-off: {len(calls)} attempts, max|d|={d:.1e} {'ok' if ok else 'FAIL'}")
     return 0 if ok else 1
+
+
+def check_shared_stems(device: str) -> int:
+    """Items sharing stems, sharing rows: the same numbers as the reference, both attention kinds, any budget."""
+    failures = 0
+    for attn in ("sdpa", "eager"):
+        model = tiny_model(attn, 2).to(device)
+        items = random_items(random.Random(5), model.config.vocab_size, 12, shared=True)
+        ref = reference_logprobs(model, items)
+        worst = max(
+            max_diff(ref, packed_logprobs(model, items, share_stem=1, **kw))
+            for kw in ({}, {"max_batch": 1}, {"token_budget": 48}, {"max_batch": 2, "token_budget": 200})
+        )
+        failures += worst > TOL
+        print(f"shared stems attn={attn}: max|d|={worst:.1e} {'ok' if worst <= TOL else 'FAIL'}")
+    return failures
 
 
 def main(argv=None) -> int:
@@ -157,6 +178,7 @@ def main(argv=None) -> int:
                     print(f"seed={seed} attn={attn} kv={kv_heads} packed alone vs batch max|d|={d:.2e} FAIL")
     failures += check_oom_backoff()
     failures += check_width_multiple()
+    failures += check_shared_stems(args.device)
     print("ALL OK" if not failures else f"{failures} FAILURES")
     return 1 if failures else 0
 

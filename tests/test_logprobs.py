@@ -211,11 +211,12 @@ def test_followup_reward_invariance(tiny, tmp_path):
             "response": "Why did the chicken cross the road?",
         }
     )
+    records.append({**records[-1], "response": "I do not know any jokes."})  # two responses to one prompt
     results = {}
-    for method, batch_size in (("reference", 8), ("packed", 1), ("packed", 8)):
-        config = ScorerConfig(followups=str(followups), method=method, batch_size=batch_size)
-        results[method, batch_size] = FollowUpReward(model, tokenizer, config).score(records)
-    base = results["reference", 8]
+    for method, batch_size, share in (("reference", 8, 0), ("packed", 1, 64), ("packed", 8, 64), ("packed", 8, 1)):
+        config = ScorerConfig(followups=str(followups), method=method, batch_size=batch_size, share_prefix=share)
+        results[method, batch_size, share] = FollowUpReward(model, tokenizer, config).score(records)
+    base = results["reference", 8, 0]
     assert len({round(r.reward, 3) for r in base}) > 1
     for key, res in results.items():
         for a, b in zip(res, base, strict=True):

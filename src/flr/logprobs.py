@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 LOGIT_CHUNK = 1024  # rows of [*, vocab] logits materialized at once
 PAD_SEGMENT = -1  # segment id of padding; 0 is the row's stem, 1.. its members' other segments
 SHARE_STEM = 64  # examples sharing this many leading prefix tokens may share a row (see _plan_rows)
+ATTENTION_TOKENS = 4096  # row width at which masked attention costs as much as the rest (SmolLM2-135M, CPU, sdpa)
 CPU_TOKEN_BUDGET = 4096  # on a CPU, batching buys little and padding costs in full: small batches
 GPU_TOKEN_BUDGET = 16384
 
@@ -89,8 +90,8 @@ def _head_logprobs(lm, head, hidden: torch.Tensor, targets: torch.Tensor) -> tor
 def _plan_rows(items: Sequence[ScoringItem], max_row_tokens: int, share_stem: int | None = None) -> list[_Row]:
     """One row per example; an example too long for one row is split into several rows over its continuations.
 
-    ``share_stem``: examples whose prefixes share at least this many leading tokens (and a stem of at least a
-    quarter of each one's own tokens, so the longer row's attention does not eat the saving) share one row.
+    ``share_stem``: examples whose prefixes share at least this many leading tokens share one row, where that
+    costs less than apart (a longer row pays more attention per token).
     """
     for item in items:
         if not item.prefix:
@@ -115,8 +116,14 @@ def _plan_rows(items: Sequence[ScoringItem], max_row_tokens: int, share_stem: in
     return rows
 
 
+def _row_cost(width: int) -> float:
+    """Relative cost of a row of ``width`` tokens: backbone per token plus masked attention per token pair."""
+    return width + width * width / ATTENTION_TOKENS
+
+
 def _stem_groups(items, max_row_tokens: int, share_stem: int | None) -> list[tuple[int, list[int]]]:
-    """(stem length, items) groups: consecutive in prefix order, sharing a stem worth computing once."""
+    """(stem length, items) groups, consecutive in prefix order: an example joins the group before it when they
+    share at least ``share_stem`` leading tokens and one row costs less than two (see :func:`_row_cost`)."""
     if not share_stem:
         return [(len(item.prefix), [i]) for i, item in enumerate(items)]
     size = [len(item.prefix) + sum(map(len, item.continuations)) for item in items]
@@ -125,10 +132,10 @@ def _stem_groups(items, max_row_tokens: int, share_stem: int | None) -> list[tup
         if groups:
             stem, group = groups[-1]
             shared = common_prefix_length(items[group[0]].prefix, items[i].prefix, stem)
-            members = [*group, i]
-            own = [size[j] - shared for j in members]
-            if shared >= share_stem and 4 * shared >= max(own) and shared + sum(own) <= max_row_tokens:
-                groups[-1] = (shared, members)
+            merged = shared + sum(size[j] - shared for j in (*group, i))
+            apart = _row_cost(stem + sum(size[j] - stem for j in group)) + _row_cost(size[i])
+            if shared >= share_stem and merged <= max_row_tokens and _row_cost(merged) < apart:
+                groups[-1] = (shared, [*group, i])
                 continue
         groups.append((len(items[i].prefix), [i]))
     return groups

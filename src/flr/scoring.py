@@ -221,14 +221,14 @@ def _merge_parts(output: str, keys: list[str], writer: ResumableWriter) -> None:
 
 def run_key(job: ScoreJobConfig, scorer_config, model_config) -> str:
     """What the scores depend on, known before any model loads: scorer, weights (files' fingerprint), dtype and
-    scorer settings; batch size, token budget and kernel do not change scores and are left out."""
+    scorer settings; batch size, token budget, prefix sharing and kernel do not change scores and are left out."""
     import dataclasses
     import hashlib
 
     from flr.models import resolve_device, resolve_dtype, weights_fingerprint
 
     settings = {
-        k: v for k, v in dataclasses.asdict(scorer_config).items() if k not in ("batch_size", "token_budget", "method")
+        k: v for k, v in dataclasses.asdict(scorer_config).items() if k not in ("batch_size", "token_budget", "share_prefix", "method")
     }
     spec = job.scorer[3:] if job.scorer.startswith("rm:") else model_config.model
     dtype = resolve_dtype(model_config.dtype, resolve_device(model_config.device))

@@ -133,6 +133,13 @@ class ScorerConfig:
             "add padding); halves itself on out-of-memory."
         },
     )
+    share_prefix: int = field(
+        default=64,
+        metadata={
+            "help": "Examples whose prefixes share at least this many leading tokens (responses to one prompt) share a "
+            "forward row, so the shared tokens are computed once; 0: never. Scores do not change."
+        },
+    )
     calibration: str = field(
         default="none",
         metadata={
@@ -157,14 +164,18 @@ class ScorerConfig:
     def __post_init__(self):
         from flr.errors import FLRError, check_at_least
 
-        check_at_least(self, {"batch_size": 1, "token_budget": 64, "max_length": 16})
+        check_at_least(self, {"batch_size": 1, "token_budget": 64, "max_length": 16, "share_prefix": 0})
         if self.calibration not in ("none", "pmi"):
             raise FLRError(f"--calibration must be none or pmi, got {self.calibration!r}")
 
 
 def kernel_kwargs(config) -> dict:
     if config.method == "packed":
-        return {"token_budget": config.token_budget, "max_batch": config.batch_size}
+        return {
+            "token_budget": config.token_budget,
+            "max_batch": config.batch_size,
+            "share_stem": config.share_prefix or None,
+        }
     return {"batch_size": config.batch_size}
 
 
