@@ -1,6 +1,7 @@
 """Accuracy against the follow-up budget K, from the run folders of scripts/followup_budget.sh.
 
     python scripts/budget_table.py runs/budget [bench/results/e2e_cpu_autoj.json]   # markdown; budget.png there
+    python scripts/budget_table.py --lengths runs/budget runs/len    # the two sets at --max-length 512 and 2048
 
 Per follow-up set: K, accuracy on each test benchmark, the pooled accuracy over all test pairs with a bootstrap
 95% CI, and, when an end-to-end bench result is given, the seconds per record of the variant with that set.
@@ -39,7 +40,44 @@ def pooled(run: Path) -> tuple[dict[str, float], list[float]] | None:
     return per, correct
 
 
+def paired(correct: list[float], reference: list[float]) -> str:
+    """Accuracy difference on the same pairs (same order), with its paired bootstrap 95% CI, in points."""
+    delta = np.array(correct) - np.array(reference)
+    low, high = bootstrap_ci(delta)
+    return f"{100 * delta.mean():+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]"
+
+
+def length_table(budget: Path, lengths: Path) -> None:
+    """The paper's 60 and the selected 12 at --max-length 512 and 2048, paired against the first release (the
+    paper's 60 at 2048)."""
+    runs = [  # (follow-up set, --max-length, run folder)
+        ("paper's 60 (first release)", 2048, lengths / "test2048-paper"),
+        ("selected 12 (default)", 2048, lengths / "test2048-selected"),
+        ("paper's 60", 512, budget / "test-default"),
+        ("selected 12", 512, budget / "test-select-top2"),
+    ]
+    first = pooled(runs[0][2])
+    print(
+        "| follow-up set | --max-length | " + " | ".join(TEST) + " | pooled [95% CI] | vs first release, paired | n |"
+    )
+    print("|---|---|" + "---|" * len(TEST) + "---|---|---|")
+    for label, length, run in runs:
+        result = pooled(run)
+        if result is None:
+            continue
+        per, correct = result
+        low, high = bootstrap_ci(correct)
+        diff = paired(correct, first[1]) if first is not None and run != runs[0][2] else ""
+        cells = " | ".join(f"{per[b]:.1f}" for b in TEST)
+        print(
+            f"| {label} | {length} | {cells} | {100 * np.mean(correct):.1f} [{100 * low:.1f}, {100 * high:.1f}] | "
+            f"{diff} | {len(correct)} |"
+        )
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--lengths"]:
+        return length_table(Path(sys.argv[2]), Path(sys.argv[3]))
     root = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/budget")
     e2e = json.loads(Path(sys.argv[2]).read_text()) if len(sys.argv) > 2 else None
     speed = {}
@@ -65,11 +103,7 @@ def main() -> None:
         flag = f"--followups {path}" if spec != "default" else "--followups paper"
         sec = next((v for f, v in speed.items() if f.strip() == flag), None)
         cells = " | ".join(f"{per[b]:.1f}" for b in TEST)
-        diff = ""
-        if paper is not None and run != "test-default":
-            delta = np.array(correct) - np.array(paper[1])  # same pairs, same order
-            d_low, d_high = bootstrap_ci(delta)
-            diff = f"{100 * delta.mean():+.1f} [{100 * d_low:+.1f}, {100 * d_high:+.1f}]"
+        diff = paired(correct, paper[1]) if paper is not None and run != "test-default" else ""
         print(
             f"| {label} | {k} | {cells} | {acc:.1f} [{100 * low:.1f}, {100 * high:.1f}] | {diff} | {len(correct)} | "
             f"{'' if sec is None else f'{sec:.2f}'} |"
