@@ -5,6 +5,11 @@
 # log-prob is cached, so each set after the first costs no scoring. 2 CPU cores: ~15 min on a warm cache.
 #
 #   bash scripts/followup_budget.sh && python scripts/budget_table.py runs/budget
+#
+# Then the paper's 60 (the first release's default) and the selected 12 (today's) at --max-length 2048, the default
+# length, on the same test pairs (~45 min on 2 cores; LENGTHS=0 skips them):
+#
+#   python scripts/budget_table.py --lengths runs/budget runs/len
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/budget}
@@ -23,4 +28,9 @@ for set in paper compact "$OUT/select-top1.yaml" "$OUT/select-top2.yaml" "$OUT/s
   name=$(basename "$set" .yaml); [ "$name" = paper ] && name=default
   flr eval --benchmarks "$TEST" --limit "$TEST_LIMIT" --max-length "$MAX_LENGTH" --scorers flr --followups "$set" \
       -o "$OUT/test-$name"
+done
+[ "${LENGTHS:-1}" = 0 ] && exit 0
+for set in paper selected; do
+  flr eval --benchmarks "$TEST" --limit "$TEST_LIMIT" --max-length 2048 --scorers flr --followups "$set" \
+      -o "${LEN_OUT:-runs/len}/test2048-$set"
 done

@@ -113,6 +113,20 @@ def test_packed_batch_size_invariance(tiny, items, reference):
     assert_same(one, reference)
     assert_same(many, reference)
     assert_same(one, many, atol=1e-5)
+    for max_padding in (None, 0.0, 0.5):  # GPU batching, equal lengths only, loose
+        assert_same(packed_logprobs(model, items, max_padding=max_padding), reference)
+
+
+def test_padding_cap_batches_rows_of_similar_length(items):
+    rows = kernel._plan_rows(items, max_row_tokens=10_000)
+    lengths = [r.length(items) for r in rows]
+    for cap in (0.0, 0.1, 0.5):
+        batches = kernel._batches(rows, items, 10_000, None, cap)
+        assert sorted(r for b in batches for r in b) == list(range(len(rows)))
+        for batch in batches:
+            longest = max(lengths[r] for r in batch)
+            assert all(lengths[r] >= (1 - cap) * longest for r in batch)
+    assert len(kernel._batches(rows, items, 10_000, None, None)) == 1  # no cap: one batch under a large budget
 
 
 def test_packed_splits_continuations_across_rows(tiny, items, reference):

@@ -228,7 +228,14 @@ def test_fingerprint(tiny, tmp_path):
     base = fp()
     assert base == fp()  # stable
     # settings that cannot change a score do not change the fingerprint (so a resumed run may change them)
-    assert base == fp(batch_size=3) == fp(token_budget=999) == fp(share_prefix=0) == fp(method="reference")
+    assert (
+        base
+        == fp(batch_size=3)
+        == fp(token_budget=999)
+        == fp(share_prefix=0)
+        == fp(max_padding=1.0)
+        == fp(method="reference")
+    )
     assert base == fp(categories="understanding,engagingness,instruction_following")
     changed = {
         "statistic": fp(statistic="sum"),

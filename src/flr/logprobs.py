@@ -42,6 +42,7 @@ SHARE_STEM = 64  # examples sharing this many leading prefix tokens may share a 
 ATTENTION_TOKENS = 4096  # row width at which masked attention costs as much as the rest (SmolLM2-135M, CPU, sdpa)
 CPU_TOKEN_BUDGET = 4096  # on a CPU, batching buys little and padding costs in full: small batches
 GPU_TOKEN_BUDGET = 16384
+CPU_MAX_PADDING = 0.1  # on a CPU a row joins a batch only if it is at least 90% as long as the batch's longest
 
 
 @dataclass
@@ -141,13 +142,19 @@ def _stem_groups(items, max_row_tokens: int, share_stem: int | None) -> list[tup
     return groups
 
 
-def _batches(rows: list[_Row], items, token_budget: int, max_batch: int | None) -> list[list[int]]:
-    """Length-sorted batches whose padded size (rows x longest row) stays within the token budget."""
+def _batches(
+    rows: list[_Row], items, token_budget: int, max_batch: int | None, max_padding: float | None = None
+) -> list[list[int]]:
+    """Length-sorted batches whose padded size (rows x longest row) stays within the token budget, and with
+    ``max_padding``, whose rows are each at least (1 - max_padding) x the longest."""
     lengths = [row.length(items) for row in rows]
     order = sorted(range(len(rows)), key=lambda r: lengths[r], reverse=True)
     batches, batch, longest = [], [], 0
     for r in order:
-        if batch and (max(longest, lengths[r]) * (len(batch) + 1) > token_budget or len(batch) == max_batch):
+        too_short = max_padding is not None and lengths[r] < (1 - max_padding) * longest
+        if batch and (
+            max(longest, lengths[r]) * (len(batch) + 1) > token_budget or len(batch) == max_batch or too_short
+        ):
             batches.append(batch)
             batch, longest = [], 0
         batch.append(r)
@@ -322,6 +329,7 @@ def packed_logprobs(
     max_batch: int | None = None,
     prefix_cache: bool = False,
     share_stem: int | None = SHARE_STEM,
+    max_padding: float | str | None = "auto",
     compile: bool = False,
 ) -> list[list[torch.Tensor]]:
     """Log-probs of every scored token, for each item and continuation, sharing each prefix (the fast path).
@@ -332,18 +340,22 @@ def packed_logprobs(
     more memory; see docs/PERFORMANCE.md); ``compile``: run the backbone through ``torch.compile`` (fuses the
     norms, rotary embeddings and activations; pays only on long GPU jobs: the first call compiles for a minute or
     more); ``share_stem``: examples whose prefixes share at least this many leading tokens (the responses to one
-    prompt) share a row, so the shared tokens are computed once (None: never; not with ``prefix_cache``).
+    prompt) share a row, so the shared tokens are computed once (None: never; not with ``prefix_cache``);
+    ``max_padding``: a row joins a batch only if at least (1 - this) x as long as its longest ("auto": 0.1 on a
+    CPU, where padding costs in full; none on a GPU).
     Results do not depend on any of these beyond float rounding.
     """
     backbone, head, lm = split_lm(model)
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
     token_budget = token_budget or default_token_budget(device)
+    if max_padding == "auto":
+        max_padding = CPU_MAX_PADDING if device.type == "cpu" else None
     if compile:
         backbone = _compiled(backbone)
     out: list[list[torch.Tensor | None]] = [[None] * len(it.continuations) for it in items]
     rows = _plan_rows(items, max_row_tokens=max(token_budget, 1), share_stem=None if prefix_cache else share_stem)
-    pending = _batches(rows, items, token_budget, max_batch)[::-1]  # a stack: longest rows first
+    pending = _batches(rows, items, token_budget, max_batch, max_padding)[::-1]  # a stack: longest rows first
     limit = None  # padded tokens of the smallest batch that ran out of memory
     while pending:
         batch = pending.pop()

@@ -230,7 +230,7 @@ def run_key(job: ScoreJobConfig, scorer_config, model_config) -> str:
     settings = {
         k: v
         for k, v in dataclasses.asdict(scorer_config).items()
-        if k not in ("batch_size", "token_budget", "share_prefix", "method")
+        if k not in ("batch_size", "token_budget", "max_padding", "share_prefix", "method")
     }
     spec = job.scorer[3:] if job.scorer.startswith("rm:") else model_config.model
     dtype = resolve_dtype(model_config.dtype, resolve_device(model_config.device))

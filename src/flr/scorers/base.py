@@ -133,6 +133,13 @@ class ScorerConfig:
             "add padding); halves itself on out-of-memory."
         },
     )
+    max_padding: float | None = field(
+        default=None,
+        metadata={
+            "help": "A row joins a batch only if at least (1 - this) x as long as the batch's longest (default: 0.1 "
+            "on a CPU, where padding costs in full; 1, no cap, on a GPU)."
+        },
+    )
     share_prefix: int = field(
         default=64,
         metadata={
@@ -165,6 +172,8 @@ class ScorerConfig:
         from flr.errors import FLRError, check_at_least
 
         check_at_least(self, {"batch_size": 1, "token_budget": 64, "max_length": 16, "share_prefix": 0})
+        if self.max_padding is not None and not 0 <= self.max_padding <= 1:
+            raise FLRError(f"--max-padding must be between 0 and 1, got {self.max_padding}")
         if self.calibration not in ("none", "pmi"):
             raise FLRError(f"--calibration must be none or pmi, got {self.calibration!r}")
 
@@ -175,6 +184,7 @@ def kernel_kwargs(config) -> dict:
             "token_budget": config.token_budget,
             "max_batch": config.batch_size,
             "share_stem": config.share_prefix or None,
+            "max_padding": "auto" if config.max_padding is None else config.max_padding,
         }
     return {"batch_size": config.batch_size}
 
