@@ -12,6 +12,7 @@ EXAMPLES = """examples:
   flr eval --benchmarks demo                                    # bundled sample, no data needed
   flr eval --benchmarks hh-rlhf,autoj,pandalm --limit 200 -o runs/quick
   flr eval --benchmarks alpaca_eval-system --scorers flr,length --limit 50 -o runs/system
+  flr eval --benchmarks autoj --length-ratio 1.1 --length-unit tokens     # stricter length matching, in tokens
   flr eval --benchmarks my_pairs.jsonl --scorers flr,rm:OpenAssistant/reward-model-deberta-v3-large-v2
   flr eval --benchmarks hh-rlhf --model meta-llama/Meta-Llama-3-8B-Instruct --batch-size 32 -o runs/llama3
 """
@@ -23,7 +24,8 @@ def make_parser(subparsers):
         "eval",
         help="Evaluate FLR and baselines as reward models on benchmarks.",
         description="Score benchmarks with each scorer; write per-example JSONL, summary.json, report.md and "
-        "plots to --output-dir. Scores are cached: a killed run resumes, and adding a scorer or benchmark "
+        "plots to --output-dir. Every report is length-controlled: accuracy on length-matched pairs, agreement "
+        "with the length baseline, the signal beyond length, and correlations controlling for length. Scores are cached: a killed run resumes, and adding a scorer or benchmark "
         "recomputes nothing already known.",
         dataclasses_=(EvalConfig, ScorerConfig, ModelConfig),
     )
@@ -97,7 +99,21 @@ def main(args) -> int:
         )
         for n in names
     }
-    summary = run_eval(config, scorers, model_name=model_name(model_config.model), configs=(flr_config, model_config))
+    length_of = None
+    if config.length_unit == "tokens":  # the scorer model's tokens; loading a tokenizer alone costs little
+        from flr.models import load_tokenizer
+
+        counter = tokenizer or load_tokenizer(model_config.tokenizer or model_config.model)
+
+        def length_of(text: str) -> int:
+            return len(counter(text, add_special_tokens=False)["input_ids"])
+    summary = run_eval(
+        config,
+        scorers,
+        model_name=model_name(model_config.model),
+        configs=(flr_config, model_config),
+        length_of=length_of,
+    )
     from flr.eval.report import markdown_table, merge_results
 
     print(markdown_table(merge_results([summary])))

@@ -173,3 +173,142 @@ def length_controlled_win_rate(preferences, len_candidate, len_baseline) -> floa
         return float(p.mean())
     features = np.column_stack([np.ones_like(diff), np.tanh(diff / std)])
     return float(special.expit(_fit_logistic(features, p)[0]))
+
+
+# -- length control ------------------------------------------------------------------------------------------
+
+MIN_PAIRS_FOR_CI = 10  # fewer length-matched pairs: report n and no accuracy (a CI over a handful is noise)
+MIN_PAIRS_FOR_REGRESSION = 20
+
+
+def length_matched(len_chosen, len_rejected, ratio: float = 1.25) -> np.ndarray:
+    """True where the longer response is at most ``ratio`` times the shorter (both empty: matched)."""
+    a, b = _array(len_chosen), _array(len_rejected)
+    _same_length(a, b)
+    if ratio < 1:
+        raise ValueError(f"length ratio must be at least 1, got {ratio}")
+    longer, shorter = np.maximum(a, b), np.minimum(a, b)
+    return (longer == shorter) | (longer <= ratio * shorter)
+
+
+def matched_accuracy(chosen_scores, rejected_scores, len_chosen, len_rejected, ratio: float = 1.25, seed: int = 0):
+    """Pairwise accuracy (ties wrong) on the length-matched pairs, with a bootstrap CI; ``accuracy`` and ``ci``
+    are None when fewer than ``MIN_PAIRS_FOR_CI`` pairs match (``n`` says how many did)."""
+    mask = length_matched(len_chosen, len_rejected, ratio)
+    correct, ties = _correct(_array(chosen_scores)[mask], _array(rejected_scores)[mask])
+    n = int(mask.sum())
+    if n < MIN_PAIRS_FOR_CI:
+        return {"n": n, "accuracy": None, "ci": None, "tie_rate": None, "ratio": ratio}
+    return {
+        "n": n,
+        "accuracy": float(correct.mean()),
+        "ci": list(bootstrap_ci(correct, seed=seed)),
+        "tie_rate": float(ties.mean()),
+        "ratio": ratio,
+    }
+
+
+def length_agreement(chosen_scores, rejected_scores, len_chosen, len_rejected) -> dict:
+    """Share of pairs (whose responses differ in length) on which the scorer prefers the longer response;
+    a tie in score counts as not agreeing."""
+    margin = _array(chosen_scores) - _array(rejected_scores)
+    length = _array(len_chosen) - _array(len_rejected)
+    _same_length(margin, length)
+    keep = length != 0
+    n = int(keep.sum())
+    if n == 0:
+        return {"share": None, "n": 0}
+    with np.errstate(invalid="ignore"):
+        same = np.sign(margin[keep]) == np.sign(length[keep])
+    return {"share": float(same.mean()), "n": n}
+
+
+def _oriented(margin: np.ndarray, log_ratio: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs as (features, label) rows with a seeded half of them flipped (features negated, label 0): the same
+    likelihood as mirroring every pair, with n rows, so standard errors are those of n pairs, not 2n."""
+    flip = np.random.default_rng(seed).random(len(margin)) < 0.5
+    sign = np.where(flip, -1.0, 1.0)
+    features = np.column_stack([log_ratio, margin]) * sign[:, None]
+    return features, (~flip).astype(int)
+
+
+def beyond_length(
+    chosen_scores, rejected_scores, len_chosen, len_rejected, *, folds: int = 5, level: float = 0.95, seed: int = 0
+) -> dict:
+    """The signal beyond length: a logistic regression of the human preference on the log length ratio and the
+    standardized reward margin, no intercept (a pair read either way round gives the mirrored row).
+
+    Returns the reward's coefficient (per standard deviation of the margin) with a Wald CI, the length
+    coefficient, and the cross-validated accuracy of length + reward against length alone. Pairs with a NaN score
+    or an empty response are left out; numbers are None when fewer than ``MIN_PAIRS_FOR_REGRESSION`` remain or
+    the margin is constant.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+    margin = _array(chosen_scores) - _array(rejected_scores)
+    lc, lr = _array(len_chosen), _array(len_rejected)
+    _same_length(margin, lc, lr)
+    keep = np.isfinite(margin) & (lc > 0) & (lr > 0)
+    margin, log_ratio = margin[keep], np.log(lc[keep] / lr[keep])
+    n = len(margin)
+    out = {"n": n, "coef": None, "ci": None, "length_coef": None, "cv_accuracy": None, "cv_accuracy_length": None}
+    scale = float(np.sqrt(np.mean(margin**2))) if n else 0.0  # the margin's SD about zero (mirrored pairs)
+    if n < MIN_PAIRS_FOR_REGRESSION or scale == 0:
+        return out
+    X, y = _oriented(margin / scale, log_ratio, seed)
+    if y.min() == y.max():  # a seeded flip that left one class (only possible for tiny n)
+        return out
+    model = LogisticRegression(C=1e6, fit_intercept=False, max_iter=1000).fit(X, y)  # C: effectively unpenalised
+    w = model.coef_[0]
+    p = model.predict_proba(X)[:, 1]
+    fisher = (X * (p * (1 - p))[:, None]).T @ X
+    try:  # length and reward collinear: no CI
+        with np.errstate(invalid="ignore"):
+            se = np.sqrt(np.diag(np.linalg.inv(fisher)))
+    except np.linalg.LinAlgError:
+        se = np.full(2, np.nan)
+    z = stats.norm.ppf(0.5 + level / 2)
+    cv = StratifiedKFold(n_splits=min(folds, int(min(np.bincount(y)))), shuffle=True, random_state=seed)
+    plain = LogisticRegression(C=1e6, fit_intercept=False, max_iter=1000)
+    out.update(
+        coef=float(w[1]),
+        ci=[float(w[1] - z * se[1]), float(w[1] + z * se[1])] if np.isfinite(se[1]) else None,
+        length_coef=float(w[0]),
+        cv_accuracy=float(cross_val_score(plain, X, y, cv=cv).mean()),
+        cv_accuracy_length=float(cross_val_score(plain, X[:, :1], y, cv=cv).mean()),
+    )
+    return out
+
+
+def length_control_report(
+    chosen_scores, rejected_scores, len_chosen, len_rejected, ratio: float = 1.25, seed: int = 0
+) -> dict:
+    """Every length-controlled number of one scorer on one set of pairs (see the three functions it calls)."""
+    args = (chosen_scores, rejected_scores, len_chosen, len_rejected)
+    return {
+        "matched": matched_accuracy(*args, ratio=ratio, seed=seed),
+        "length_agreement": length_agreement(*args),
+        "beyond_length": beyond_length(*args, seed=seed),
+    }
+
+
+def partial_spearman(x, y, control) -> dict:
+    """Spearman correlation of x and y controlling for ``control`` (the partial correlation of the ranks), with
+    its two-sided p-value (t with n - 3 degrees of freedom); None where n < 4 or a rank correlation is undefined."""
+    a, b, c = _array(x), _array(y), _array(control)
+    _same_length(a, b, c)
+    keep = np.isfinite(a) & np.isfinite(b) & np.isfinite(c)
+    a, b, c = a[keep], b[keep], c[keep]
+    n = len(a)
+    if n < 4 or any(np.all(v == v[0]) for v in (a, b, c)):
+        return {"spearman": None, "p": None, "n": n}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r_ab, r_ac, r_bc = (float(stats.spearmanr(u, v)[0]) for u, v in ((a, b), (a, c), (b, c)))
+    denom = math.sqrt(max((1 - r_ac**2) * (1 - r_bc**2), 0.0))
+    if denom == 0:
+        return {"spearman": None, "p": None, "n": n}
+    r = max(-1.0, min(1.0, (r_ab - r_ac * r_bc) / denom))
+    t = r * math.sqrt((n - 3) / max(1 - r * r, 1e-12))
+    return {"spearman": r, "p": float(2 * stats.t.sf(abs(t), n - 3)), "n": n}

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+NOT_TARGETS = ("model_means", "model_mean_lengths", "length_control")
+
 
 def _fmt(x: float, pct: bool = True) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
@@ -29,7 +31,7 @@ def merge_results(summaries: list[dict]) -> dict:
             variants.setdefault(scorer, set()).add(identity(summary, scorer))
     merged: dict = {}
     for summary in summaries:
-        for bench, res in summary["results"].items():
+        for bench, res in _with_pooled(summary):
             entry = merged.setdefault(bench, {"kind": res["kind"], "n": res["n"], "scorers": {}})
             if "targets" in res:
                 entry["targets"] = res["targets"]
@@ -44,6 +46,77 @@ def merge_results(summaries: list[dict]) -> dict:
                     label = f"{label} #{sum(k.startswith(label) for k in entry['scorers']) + 1}"
                 entry["scorers"][label] = metrics
     return merged
+
+
+def _with_pooled(summary: dict) -> list[tuple[str, dict]]:
+    """The summary's benchmarks, plus its pooled length-controlled entry (kind 'pooled') when it has one."""
+    items = list(summary["results"].items())
+    pooled = (summary.get("length_control") or {}).get("pooled")
+    if pooled:
+        n = sum(summary["results"][b]["n"] for b in summary["length_control"]["pooled_benchmarks"])
+        items.append(("pooled", {"kind": "pooled", "n": n, "scorers": pooled}))
+    return items
+
+
+def _lc(metrics: dict, *keys):
+    value = metrics.get("length_control") or {}
+    for k in keys:
+        value = (value or {}).get(k)
+    return value
+
+
+def _matched_cell(metrics: dict) -> str:
+    m = _lc(metrics, "matched")
+    if not m:
+        return "–"
+    if m.get("accuracy") is None:
+        return f"– (n={m['n']}, too few)"
+    return f"{_with_ci(m)} (n={m['n']})"
+
+
+def _beyond_cell(metrics: dict) -> str:
+    b = _lc(metrics, "beyond_length")
+    if not b or b.get("coef") is None:
+        return f"– (n={b['n']})" if b else "–"
+    ci = b.get("ci")
+    ci_text = f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else " [no CI]"
+    return f"{b['coef']:+.2f}{ci_text}; {_fmt(b['cv_accuracy'])} vs {_fmt(b['cv_accuracy_length'])}"
+
+
+def length_control_tables(merged: dict) -> list[str]:
+    """Length-controlled pairwise metrics: matched accuracy, agreement with length, signal beyond length."""
+    benches = [b for b, r in merged.items() if r["kind"] in ("pairwise", "pooled")]
+    if not benches:
+        return []
+    scorers = list(dict.fromkeys(s for b in benches for s in merged[b]["scorers"]))
+    ratios = {_lc(m, "matched", "ratio") for b in benches for m in merged[b]["scorers"].values()} - {None}
+    ratio = ", ".join(f"{r:g}" for r in sorted(ratios)) or "?"
+    head = "| scorer | " + " | ".join(f"{b} (n={merged[b]['n']})" for b in benches) + " |"
+    rule = "|---" * (len(benches) + 1) + "|"
+    tables = [
+        (
+            f"Accuracy on length-matched pairs (longer response at most {ratio}x the shorter), % [95% CI] (n)",
+            _matched_cell,
+        ),
+        (
+            "Same side as length: share of pairs (responses of different length) on which the scorer prefers the "
+            "longer response, %",
+            lambda m: _fmt(_lc(m, "length_agreement", "share")),
+        ),
+        (
+            "Signal beyond length: the reward margin's coefficient (per SD) [95% CI] in a logistic regression of the "
+            "human label on log length ratio + margin; then cross-validated accuracy of length + reward vs length "
+            "alone, %",
+            _beyond_cell,
+        ),
+    ]
+    lines = ["## Length control\n"]
+    for title, cell in tables:
+        lines += [title + "\n", head, rule]
+        for s in scorers:
+            lines.append(f"| {s} | " + " | ".join(cell(merged[b]["scorers"].get(s, {})) for b in benches) + " |")
+        lines.append("")
+    return lines
 
 
 def markdown_table(merged: dict) -> str:
@@ -62,26 +135,30 @@ def markdown_table(merged: dict) -> str:
             lines.append(f"| {s} | " + " | ".join(_with_ci(m) for m in metrics) + f" | {_fmt(avg)} |")
         lines.append("")
         lines += _category_table(merged, pairwise)
+    lines += length_control_tables(merged)
     for bench, res in merged.items():
         if res["kind"] == "rating":
             lines.append(f"Rating correlation on {bench} (n={res['n']})\n")
-            lines.append("| scorer | pearson | spearman | kendall |\n|---|---|---|---|")
+            lines.append("| scorer | pearson | spearman | kendall | spearman controlling for length |")
+            lines.append("|---|---|---|---|---|")
             for s, m in res["scorers"].items():
+                partial = _lc(m, "partial_spearman") or {}
                 lines.append(
                     f"| {s} | {_fmt(m['pearson'], False)} | {_fmt(m['spearman'], False)} | "
-                    f"{_fmt(m['kendall'], False)} |"
+                    f"{_fmt(m['kendall'], False)} | {_fmt(partial.get('spearman'), False)} |"
                 )
             lines.append("")
         if res["kind"] == "system":
-            targets = sorted({t for m in res["scorers"].values() for t in m if t != "model_means"})
+            targets = sorted({t for m in res["scorers"].values() for t in m if t not in NOT_TARGETS})
             lines.append(
                 f"System-level correlation on {bench}: per-model mean reward vs target "
-                "(Spearman / Kendall, n models)\n"
+                "(Spearman / Kendall; partial Spearman controlling for per-model mean length; n models)\n"
             )
             lines.append("| scorer | " + " | ".join(targets) + " |\n|---" + "|---" * len(targets) + "|")
             for s, m in res["scorers"].items():
                 cells = [
-                    f"{_fmt(m[t]['spearman'], False)} / {_fmt(m[t]['kendall'], False)} (n={m[t]['n']})"
+                    f"{_fmt(m[t]['spearman'], False)} / {_fmt(m[t]['kendall'], False)}; "
+                    f"{_fmt((m[t].get('partial_spearman_length') or {}).get('spearman'), False)} (n={m[t]['n']})"
                     for t in targets
                 ]
                 lines.append(f"| {s} | " + " | ".join(cells) + " |")
@@ -167,7 +244,7 @@ def plot_system(bench: str, res: dict, targets_of: dict, path: Path) -> Path | N
     import matplotlib.pyplot as plt
 
     scorers = [s for s in res["scorers"] if s != "length"] or list(res["scorers"])
-    targets = sorted({t for m in res["scorers"].values() for t in m if t != "model_means"})
+    targets = sorted({t for m in res["scorers"].values() for t in m if t not in NOT_TARGETS})
     if not targets:
         return None
     fig, axes = plt.subplots(len(scorers), len(targets), figsize=(4 * len(targets), 3.2 * len(scorers)), squeeze=False)

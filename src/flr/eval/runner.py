@@ -25,7 +25,15 @@ from flr.eval.benchmarks import (
     load_targets,
     resolve_data_dir,
 )
-from flr.eval.metrics import pairwise_accuracy, pairwise_report, rating_correlations, system_correlations
+from flr.eval.metrics import (
+    length_control_report,
+    length_matched,
+    pairwise_accuracy,
+    pairwise_report,
+    partial_spearman,
+    rating_correlations,
+    system_correlations,
+)
 from flr.provenance import write_summary
 
 logger = logging.getLogger(__name__)
@@ -70,9 +78,29 @@ class EvalConfig:
         },
     )
 
+    length_ratio: float = field(
+        default=1.25,
+        metadata={
+            "help": "Length-controlled metrics: a pair is length-matched when its longer response is at most this "
+            "many times as long as the shorter (RM-Bench's 'hard' accuracy in spirit). Must be > 1."
+        },
+    )
+    length_unit: str = field(
+        default="chars",
+        metadata={
+            "help": "Length for the length-controlled metrics: chars (as the length baseline measures it) or tokens "
+            "(the scorer model's tokenizer).",
+            "choices": ["chars", "tokens"],
+        },
+    )
+
     def __post_init__(self):
         if self.limit is not None and self.limit < 1:
             raise FLRError(f"--limit must be at least 1, got {self.limit}")
+        if not self.length_ratio > 1:
+            raise FLRError(f"--length-ratio must be greater than 1, got {self.length_ratio}")
+        if self.length_unit not in ("chars", "tokens"):
+            raise FLRError(f"--length-unit must be chars or tokens, got {self.length_unit!r}")
 
 
 def benchmark_records(name: str, config: EvalConfig) -> tuple[str, list[dict]]:
@@ -127,10 +155,21 @@ def _requests(kind: str, records: list[dict]) -> list[tuple]:
     return list(unique.items())
 
 
-def evaluate_benchmark(kind, records, scores: dict[str, dict], targets=None, seed: int = 0):
-    """Per-example rows and metrics for each scorer (``scores``: scorer -> text key -> ScoreResult)."""
+def evaluate_benchmark(
+    kind, records, scores: dict[str, dict], targets=None, seed: int = 0, *, length_ratio: float = 1.25, length_of=len
+):
+    """Per-example rows and metrics for each scorer (``scores``: scorer -> text key -> ScoreResult).
+
+    Every scorer's metrics carry ``length_control``: for pairs, accuracy on length-matched pairs, agreement with
+    the length baseline and the signal beyond length (:func:`flr.eval.metrics.length_control_report`); for
+    ratings and systems, the Spearman correlation controlling for length. ``length_of`` measures a response.
+    """
     rows = []
     metrics = {}
+    if kind == "pairwise":
+        len_c = [length_of(r["chosen"]) for r in records]
+        len_r = [length_of(r["rejected"]) for r in records]
+        matched = length_matched(len_c, len_r, length_ratio)
     for name, table in scores.items():
 
         def reward(prompt, response, table=table):
@@ -140,23 +179,38 @@ def evaluate_benchmark(kind, records, scores: dict[str, dict], targets=None, see
             chosen = [reward(r["prompt"], r["chosen"]) for r in records]
             rejected = [reward(r["prompt"], r["rejected"]) for r in records]
             metrics[name] = pairwise_report(chosen, rejected, [r.get("subset", "all") for r in records], seed=seed)
+            metrics[name]["length_control"] = length_control_report(
+                chosen, rejected, len_c, len_r, ratio=length_ratio, seed=seed
+            )
             categories = _category_accuracy(records, table)
             if categories:
                 metrics[name]["categories"] = categories
         elif kind == "rating":
             values = [reward(r["prompt"], r["response"]) for r in records]
-            metrics[name] = rating_correlations(values, [float(r["rating"]) for r in records])
+            ratings = [float(r["rating"]) for r in records]
+            metrics[name] = rating_correlations(values, ratings)
+            lengths = [length_of(r["response"]) for r in records]
+            metrics[name]["length_control"] = {"partial_spearman": partial_spearman(values, ratings, lengths)}
         else:
-            per_model = defaultdict(list)
+            per_model, model_lengths = defaultdict(list), defaultdict(list)
             for r in records:
                 per_model[r["model"]].append(reward(r["prompt"], r["response"]))
+                model_lengths[r["model"]].append(length_of(r["response"]))
             means = {m: float(np.mean(v)) for m, v in per_model.items()}
-            metrics[name] = {"model_means": means}
+            mean_lengths = {m: float(np.mean(v)) for m, v in model_lengths.items()}
+            metrics[name] = {"model_means": means, "model_mean_lengths": mean_lengths}
             for target in sorted({t for v in (targets or {}).values() for t in v}):
                 values = {m: v[target] for m, v in targets.items() if target in v}
                 metrics[name][target] = system_correlations(means, values)
-    for r in records:
+                models = metrics[name][target]["models"]
+                metrics[name][target]["partial_spearman_length"] = partial_spearman(
+                    [means[m] for m in models], [values[m] for m in models], [mean_lengths[m] for m in models]
+                )
+    for i, r in enumerate(records):
         row = {k: r[k] for k in ("id", "subset", "model") if k in r}
+        if kind == "pairwise":
+            row["lengths"] = {"chosen": len_c[i], "rejected": len_r[i]}
+            row["length_matched"] = bool(matched[i])
         for name, table in scores.items():
             if kind == "pairwise":
                 c = table[text_key(r["prompt"], r["chosen"])].reward
@@ -166,6 +220,25 @@ def evaluate_benchmark(kind, records, scores: dict[str, dict], targets=None, see
                 row[name] = table[text_key(r["prompt"], r["response"])].reward
         rows.append(row)
     return rows, metrics
+
+
+def pooled_length_control(rows_by_benchmark: dict[str, list[dict]], scorers, ratio: float, seed: int = 0) -> dict:
+    """Length-controlled metrics of each scorer over the pairs of all pairwise benchmarks together."""
+    rows = [r for rows in rows_by_benchmark.values() for r in rows]
+    if not rows:
+        return {}
+    len_c = [r["lengths"]["chosen"] for r in rows]
+    len_r = [r["lengths"]["rejected"] for r in rows]
+    out = {}
+    for name in scorers:
+        chosen = [r[name]["chosen"] for r in rows]
+        rejected = [r[name]["rejected"] for r in rows]
+        out[name] = {
+            **pairwise_report(chosen, rejected, seed=seed),
+            "length_control": length_control_report(chosen, rejected, len_c, len_r, ratio=ratio, seed=seed),
+        }
+        out[name].pop("subsets", None)
+    return out
 
 
 def _category_accuracy(records: list[dict], table: dict) -> dict[str, float]:
@@ -180,14 +253,23 @@ def _category_accuracy(records: list[dict], table: dict) -> dict[str, float]:
 
 
 def run_eval(
-    config: EvalConfig, scorers: dict, *, model_name: str | None = None, extra: dict | None = None, configs=()
+    config: EvalConfig,
+    scorers: dict,
+    *,
+    model_name: str | None = None,
+    extra: dict | None = None,
+    configs=(),
+    length_of=None,
 ) -> dict:
     """Evaluate ``scorers`` (name -> scorer) on ``config.benchmarks``; writes and returns the summary (with
-    ``configs``, e.g. the scorer and model settings, in its provenance)."""
+    ``configs``, e.g. the scorer and model settings, in its provenance). ``length_of`` measures a response for the
+    length-controlled metrics (default: characters)."""
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     cache = ScoreCache(config.cache)
     results = {}
+    pairwise_rows = {}
+    length_of = length_of or len
     try:
         for name in [b.strip() for b in config.benchmarks.split(",") if b.strip()]:
             kind, records = benchmark_records(name, config)
@@ -201,8 +283,12 @@ def run_eval(
                 raise FLRError(f"benchmark '{name}' is given twice")
             scores = {s: score_with_cache(scorer, requests, cache, f"{label} [{s}]") for s, scorer in scorers.items()}
             targets = load_targets(name, config.data_dir) if kind == "system" else None
-            rows, metrics = evaluate_benchmark(kind, records, scores, targets, seed=config.seed)
+            rows, metrics = evaluate_benchmark(
+                kind, records, scores, targets, seed=config.seed, length_ratio=config.length_ratio, length_of=length_of
+            )
             write_jsonl(out / f"{label}.jsonl", rows)
+            if kind == "pairwise":
+                pairwise_rows[label] = rows
             if config.rewardbench and kind == "pairwise":
                 write_rewardbench(out / "rewardbench" / label, rows, metrics, scorers)
             results[label] = {"kind": kind, "n": len(records), "source": name, "scorers": metrics}
@@ -220,6 +306,14 @@ def run_eval(
         "followups": next((s.followups.name for s in scorers.values() if hasattr(s, "followups")), None),
         "data_dir": str(resolve_data_dir(config.data_dir)) if registered else None,
         "results": results,
+        "length_control": {
+            "ratio": config.length_ratio,
+            "unit": config.length_unit,
+            "pooled": pooled_length_control(pairwise_rows, scorers, config.length_ratio, config.seed)
+            if len(pairwise_rows) > 1
+            else None,
+            "pooled_benchmarks": list(pairwise_rows) if len(pairwise_rows) > 1 else None,
+        },
         **(extra or {}),
     }
     summary = write_summary(out, summary, config, *configs)
@@ -244,6 +338,7 @@ def write_rewardbench(folder: Path, rows: list[dict], metrics: dict, scorers: di
             "chat_template": "tokenizer",  # flr renders with the model's own chat template
             "extra_results": {k: v["accuracy"] for k, v in metrics[name]["subsets"].items()},
             "flr_scorer": described,
+            "flr_length_control": metrics[name]["length_control"],
         }
         stem = name.replace(":", "_").replace("/", "_")
         write_json(folder / f"{stem}.json", result)
