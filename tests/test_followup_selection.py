@@ -33,7 +33,7 @@ def test_accuracy_of_one_utterance_by_hand(stats):
 
 def test_selected_set_keeps_the_best_and_loads(stats, tmp_path):
     _, _, table = stats
-    selected = select_followups(table, top=2)
+    selected = select_followups(table, top=2, rank_on="all")
     path = write_followups(selected, tmp_path / "sel.yaml", comment="test\nselection")
     followups = load_followups(path)
     assert list(followups.categories) == ["understanding", "engagingness"]
@@ -44,6 +44,34 @@ def test_selected_set_keeps_the_best_and_loads(stats, tmp_path):
     assert path.read_text().startswith("# test\n# selection\n")
     with pytest.raises(Exception, match="at least 1"):
         select_followups(table, top=0)
+
+
+def test_matched_stats_count_only_length_matched_pairs(stats):
+    _, records, table = stats
+    matched = [
+        max(len(r["chosen"]), len(r["rejected"])) <= 1.25 * min(len(r["chosen"]), len(r["rejected"])) for r in records
+    ]
+    assert all(s["matched_n"] == sum(matched) for s in table)
+
+
+def test_selection_ranks_on_length_matched_pairs_by_default():
+    def stat(text, acc, matched):
+        return {
+            "category": "c",
+            "polarity": "positive",
+            "text": text,
+            "accuracy": acc,
+            "mean_margin": 0.0,
+            "matched_accuracy": matched,
+            "matched_mean_margin": 0.0,
+        }
+
+    table = [stat("tracks length", 0.9, 0.4), stat("tracks quality", 0.6, 0.7)]
+    table += [dict(s, polarity="negative") for s in table]
+    assert select_followups(table, top=1)["categories"]["c"]["positive"] == ["tracks quality"]
+    assert select_followups(table, top=1, rank_on="all")["categories"]["c"]["positive"] == ["tracks length"]
+    with pytest.raises(Exception, match="no length-matched pairs"):
+        select_followups([dict(s, matched_accuracy=None) for s in table], top=1)
 
 
 def test_cli_select(tmp_path, tiny_model_dir, capsys):

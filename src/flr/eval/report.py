@@ -41,7 +41,8 @@ def merge_results(summaries: list[dict]) -> dict:
                     ident = identity(summary, scorer)
                     described = summary.get("scorers", {}).get(scorer, {})
                     short = hashlib.sha256(ident.encode()).hexdigest()[:6]
-                    label = f"{scorer} ({summary.get('model')}, {described.get('followups', short)})"
+                    followups = summary.get("followups") if "followups" in described else None
+                    label = f"{scorer} ({summary.get('model')}, {followups or described.get('followups', short)})"
                 if label in entry["scorers"] and entry["scorers"][label] != metrics:
                     label = f"{label} #{sum(k.startswith(label) for k in entry['scorers']) + 1}"
                 entry["scorers"][label] = metrics

@@ -1,6 +1,8 @@
 """Which follow-ups carry signal? Each utterance's own pairwise accuracy, and a set built from the best ones.
 
 Select on one preference set and evaluate on others: a set chosen and scored on the same pairs overstates itself.
+Rank on length-matched pairs: on all pairs, the follow-ups that best track length win (most preference sets
+prefer the longer response), and the set selected is a length proxy.
 """
 
 from __future__ import annotations
@@ -15,16 +17,21 @@ from flr.errors import FLRError
 from flr.scorers.followup import FollowUpReward
 
 
-def followup_accuracy(scorer: FollowUpReward, records: Sequence[dict]) -> list[dict]:
-    """Per utterance: how often it alone ranks ``chosen`` above ``rejected`` (a negative one: below).
+def followup_accuracy(scorer: FollowUpReward, records: Sequence[dict], length_ratio: float = 1.25) -> list[dict]:
+    """Per utterance: how often it alone ranks ``chosen`` above ``rejected`` (a negative one: below), on all
+    pairs (``accuracy``) and on the length-matched ones (``matched_accuracy``, over ``matched_n`` pairs whose
+    responses' lengths in characters are within ``length_ratio``; None when none are).
 
     ``records`` are pairwise ``{prompt, chosen, rejected}``. Ties count as wrong, as in :func:`pairwise_accuracy`.
     """
+    from flr.eval.metrics import length_matched
+
     if not records:
         raise FLRError("no preference records to select follow-ups on")
     statistic = "logprob_mean" if scorer.config.statistic == "mean" else "logprob_sum"
     chosen = scorer.score([{"prompt": r["prompt"], "response": r["chosen"]} for r in records], progress=True)
     rejected = scorer.score([{"prompt": r["prompt"], "response": r["rejected"]} for r in records], progress=True)
+    matched = length_matched([len(r["chosen"]) for r in records], [len(r["rejected"]) for r in records], length_ratio)
     stats = []
     for u, (category, polarity, text) in enumerate(scorer.utterances):
         margin = np.array([c.details[u][statistic] - j.details[u][statistic] for c, j in zip(chosen, rejected)])
@@ -37,22 +44,31 @@ def followup_accuracy(scorer: FollowUpReward, records: Sequence[dict]) -> list[d
                 "n": len(records),
                 "accuracy": float(np.mean(signed > 0)),
                 "mean_margin": float(np.mean(signed)),
+                "matched_n": int(matched.sum()),
+                "matched_accuracy": float(np.mean(signed[matched] > 0)) if matched.any() else None,
+                "matched_mean_margin": float(np.mean(signed[matched])) if matched.any() else None,
             }
         )
     return stats
 
 
-def select_followups(stats: Sequence[dict], top: int) -> dict:
-    """A follow-up set (the YAML structure) keeping the ``top`` most accurate utterances per category and polarity."""
+def select_followups(stats: Sequence[dict], top: int, rank_on: str = "matched") -> dict:
+    """A follow-up set (the YAML structure) keeping the ``top`` most accurate utterances per category and polarity,
+    ranked on the length-matched pairs (``rank_on="matched"``) or on all pairs (``"all"``)."""
     if top < 1:
         raise FLRError("--top must be at least 1")
+    if rank_on not in ("matched", "all"):
+        raise FLRError(f"--rank-on must be matched or all, got {rank_on!r}")
+    prefix = "matched_" if rank_on == "matched" else ""
+    if prefix and any(s["matched_accuracy"] is None for s in stats):
+        raise FLRError("no length-matched pairs to rank follow-ups on: raise --length-ratio or use --rank-on all")
     categories: dict[str, dict[str, list[str]]] = {}
     for category in dict.fromkeys(s["category"] for s in stats):
         categories[category] = {}
         for polarity in ("positive", "negative"):
             ranked = sorted(
                 (s for s in stats if s["category"] == category and s["polarity"] == polarity),
-                key=lambda s: (-s["accuracy"], -s["mean_margin"]),
+                key=lambda s: (-s[f"{prefix}accuracy"], -s[f"{prefix}mean_margin"]),
             )
             categories[category][polarity] = [s["text"] for s in ranked[:top]]
     return {"name": "flr-selected", "version": 1, "default_categories": list(categories), "categories": categories}
