@@ -18,6 +18,7 @@ from pathlib import Path
 
 GOOD = {"prompt": "What is 2+2?", "response": "4."}
 PAIR = {"prompt": "What is 2+2?", "chosen": "4.", "rejected": "5."}
+CANDS = {"prompt": "What is 2+2?", "candidates": ["4.", "Four.", "5."]}
 
 
 def jsonl(*rows) -> str:
@@ -61,6 +62,31 @@ CASES = [
     ("eval: negative --limit", {}, ["eval", "--benchmarks", "demo", "--limit", "-1"], ["--limit"]),
     ("mine: candidates not a list", {"c.jsonl": jsonl({"prompt": "q", "candidates": "a"})},
      ["mine", "--candidates", "{dir}/c.jsonl"], ["c.jsonl:1", "candidates"]),
+    ("mine: --length-band 1", {"c.jsonl": jsonl(CANDS)}, ["mine", "--candidates", "{dir}/c.jsonl", "--length-band", "1"],
+     ["--length-band", "greater than 1"]),
+    ("mine: --length-band with kto", {"c.jsonl": jsonl(CANDS)},
+     ["mine", "--candidates", "{dir}/c.jsonl", "--length-band", "1.25", "--format", "kto"], ["--length-band", "dpo"]),
+    ("mine: unknown length_debias in --config", {"c.jsonl": jsonl(CANDS), "c.yaml": "length_debias: sideways\n"},
+     ["mine", "--candidates", "{dir}/c.jsonl", "--config", "{dir}/c.yaml"], ["--length-debias", "sideways"]),
+    ("score: unknown length_debias in --config", {"a.jsonl": jsonl(GOOD), "c.yaml": "length_debias: all\n"},
+     ["score", "{dir}/a.jsonl", "--config", "{dir}/c.yaml"], ["--length-debias", "'all'"]),
+    ("score: --length-term with a set fitted without length", {"a.jsonl": jsonl(GOOD)},
+     ["score", "{dir}/a.jsonl", "--followups", "compact", "--length-term"], ["--length-term", "--control-length"]),
+    ("train dpo: --ld-alpha above 1", {"p.jsonl": jsonl(PAIR)},
+     ["train", "dpo", "--data", "{dir}/p.jsonl", "--output-dir", "{dir}/run", "--ld-alpha", "1.5"], ["--ld-alpha"]),
+    ("pipeline: length_band 1 in the mine section", {"p.yaml": "mine:\n  length_band: 1\n"},
+     ["pipeline", "--config", "{dir}/p.yaml", "--output-dir", "{dir}/run"], ["--length-band"]),
+    ("audit: unknown perturbation", {"a.jsonl": jsonl(GOOD)},
+     ["audit", "{dir}/a.jsonl", "--perturbations", "closer,nope"], ["nope", "closer"]),
+    ("audit: perturbations file defines none", {"a.jsonl": jsonl(GOOD), "p.py": "x = 1\n"},
+     ["audit", "{dir}/a.jsonl", "--perturbations-file", "{dir}/p.py"], ["p.py", "no perturbation"]),
+    ("audit: perturbations file fails", {"a.jsonl": jsonl(GOOD), "p.py": "import no_such_module\n"},
+     ["audit", "{dir}/a.jsonl", "--perturbations-file", "{dir}/p.py"], ["p.py", "no_such_module"]),
+    ("audit: empty input", {"a.jsonl": ""}, ["audit", "{dir}/a.jsonl"], ["a.jsonl", "no records"]),
+    ("audit: bad record", {"a.jsonl": jsonl(GOOD, {"prompt": "q", "response": ""})}, ["audit", "{dir}/a.jsonl"],
+     ["a.jsonl:2", "response"]),
+    ("audit: unknown scorer", {"a.jsonl": jsonl(GOOD)}, ["audit", "{dir}/a.jsonl", "--scorers", "flr,bogus"],
+     ["bogus"]),
     ("config: unknown key", {"a.jsonl": jsonl(GOOD), "c.yaml": "bogus_key: 1\n"},
      ["score", "{dir}/a.jsonl", "--config", "{dir}/c.yaml"], ["bogus_key"]),
     ("config: not a mapping", {"a.jsonl": jsonl(GOOD), "c.yaml": "- a\n- b\n"},
@@ -112,7 +138,7 @@ def main() -> int:
             args = [a.replace("{dir}", tmp) for a in argv]
             if args[0] == "score" and "-o" not in args:
                 args += ["-o", f"{tmp}/out.jsonl"]
-            if args[0] == "eval" or args[0] == "mine":
+            if args[0] in ("eval", "mine", "audit"):
                 args += ["--output-dir", f"{tmp}/run"]
             status, err, exc = run_case(args)
             lines = [line for line in err.strip().splitlines() if line.strip() and not line.startswith("flr: ")]

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-LIMITED = ("score", "eval", "generate", "mine", "compare", "select", "fit")
+LIMITED = ("score", "eval", "audit", "generate", "mine", "compare", "select", "fit")
 SHELL_VARIABLES = {"P": "examples/data/pairs.jsonl"}  # set by the README's own lines (P=...) before use
 MIN_LIMITS = {"fit": 12}  # fitting weights needs at least 10 pairs
 

@@ -85,6 +85,8 @@ def test_cli_select(tmp_path, tiny_model_dir, capsys):
         "3",
         "--top",
         "1",
+        "--rank-on",
+        "all",
         "--categories",
         "understanding",
         "--model",

@@ -14,7 +14,17 @@ LAYERS = {
     1: ["flr.chat", "flr.followups", "flr.models"],  # conversations, follow-up sets, model loading
     2: ["flr.logprobs"],  # the kernel
     3: ["flr.scorers", "flr.cache"],  # reward sources and their score cache
-    4: ["flr.generate", "flr.scoring", "flr.training", "flr.trl_args", "flr.eval.metrics", "flr.eval.benchmarks"],
+    4: [
+        "flr.generate",
+        "flr.scoring",
+        "flr.training",
+        "flr.trl_args",
+        "flr.patterns",
+        "flr.debias",
+        "flr.eval.metrics",
+        "flr.eval.benchmarks",
+        "flr.eval.html",
+    ],
     5: [
         "flr.mine",
         "flr.compare",
@@ -22,6 +32,7 @@ LAYERS = {
         "flr.train",
         "flr.reward_training",
         "flr.eval",
+        "flr.audit",
         "flr.serve",
         "flr.rl",
     ],

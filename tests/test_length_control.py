@@ -135,3 +135,29 @@ def test_bad_length_ratio_is_one_line(tmp_path):
 
     with pytest.raises(FLRError, match="--length-ratio must be greater than 1"):
         EvalConfig(length_ratio=1.0)
+
+
+def test_eval_length_debias_removes_the_length_trend(tmp_path):
+    """--length-debias batch: a reward that is a line in log length plus a per-pair signal keeps only the signal."""
+    from flr.eval.runner import EvalConfig, run_eval
+    from flr.scorers.base import ScoreResult
+    from flr.scorers.baselines import LengthBaseline
+
+    class LogLengthPlusMark(LengthBaseline):
+        name = "marked"
+
+        def _score_chunk(self, records):
+            return [ScoreResult(3.0 * np.log(len(r["response"])) + ("good" in r["response"])) for r in records]
+
+    rows = [
+        {"prompt": f"q{i}", "chosen": "good " + "a" * (5 + 3 * i), "rejected": "b" * (40 + 7 * i)} for i in range(12)
+    ]
+    pairs = tmp_path / "p.jsonl"
+    pairs.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    kwargs = dict(benchmarks=str(pairs), cache=str(tmp_path / "c.db"))
+    plain = run_eval(EvalConfig(output_dir=str(tmp_path / "a"), **kwargs), {"marked": LogLengthPlusMark()})
+    fair = run_eval(
+        EvalConfig(output_dir=str(tmp_path / "b"), length_debias="batch", **kwargs), {"marked": LogLengthPlusMark()}
+    )
+    assert plain["results"]["p"]["scorers"]["marked"]["accuracy"] == 0.0  # the longer (rejected) side always wins
+    assert fair["results"]["p"]["scorers"]["marked"]["accuracy"] == 1.0  # the mark alone decides once length is out

@@ -64,8 +64,15 @@ def test_mine_rows_counts_every_drop_and_writes_trl_rows():
         _scored(4, ["solo"], [0.3]),
     ]
     out, stats = mine_rows(rows, min_margin=0.05)
-    assert stats["dropped"] == {"too_few_candidates": 1, "all_identical": 1, "tie": 1, "below_min_margin": 1}
+    assert stats["dropped"] == {
+        "too_few_candidates": 1,
+        "all_identical": 1,
+        "tie": 1,
+        "below_min_margin": 1,
+        "no_pair_in_length_band": 0,
+    }
     assert stats["duplicate_candidates"] == 2 and stats["prompts"] == 5 and stats["kept_prompts"] == 1
+    assert stats["yield"] == pytest.approx(0.2) and stats["length"]["pairs"] == 1
     assert out == [
         {
             "id": "0",

@@ -23,6 +23,7 @@ COMMANDS = (
     "score",
     "followups",
     "eval",
+    "audit",
     "report",
     "generate",
     "mine",

@@ -26,9 +26,11 @@ import numpy as np
 from flr.cache import cached_scores
 from flr.data import COMPARE_FILE, read_jsonl, write_jsonl
 from flr.errors import FLRError
+from flr.eval.html import compare_page
 from flr.eval.metrics import bootstrap_ci, length_controlled_win_rate, win_rate
 from flr.generate import PromptConfig, SamplingConfig, generate, load_prompts
 from flr.models import ModelConfig, load_model, model_name
+from flr.patterns import pattern_report, pattern_section
 from flr.provenance import write_summary
 from flr.scorers import ScorerConfig, build_scorer
 
@@ -191,6 +193,10 @@ def summarize(rows: Sequence[dict], *, n_resamples: int = 1000, seed: int = 0) -
         "mean_len_candidate": float(len_c.mean()) if len(rows) else float("nan"),
         "mean_len_base": float(len_b.mean()) if len(rows) else float("nan"),
     }
+    for role in ("candidate", "base"):  # generated tokens, as flr generate counts them (absent in older rows)
+        counts = [r.get(f"tokens_{role}") for r in rows]
+        if rows and all(isinstance(n, int) for n in counts):
+            out[f"mean_tokens_{role}"] = float(np.mean(counts))
     out["identical"] = sum(r["candidate"] == r["base"] for r in rows if "candidate" in r)
     consistent = [r["consistent"] for r in rows if r.get("consistent") is not None]
     if consistent:
@@ -219,6 +225,11 @@ def write_report(path: str | Path, summary: dict, judge: dict, base: str, candid
         f"| identical responses (ties by construction) | {m['identical']} |",
         f"| mean length (chars), candidate / base | {m['mean_len_candidate']:.0f} / {m['mean_len_base']:.0f} |",
     ]
+    if "mean_tokens_candidate" in m and "mean_tokens_base" in m:
+        lines.append(
+            f"| mean length (generated tokens), candidate / base | {m['mean_tokens_candidate']:.1f} / "
+            f"{m['mean_tokens_base']:.1f} |"
+        )
     if "position_consistency" in m:
         lines.append(f"| judge agrees with itself across orders | {100 * m['position_consistency']:.0f}% |")
     lines += [
@@ -284,13 +295,15 @@ def run(
     flr_config = flr_config or ScorerConfig()
     out = Path(cfg.output_dir)
     prompts = load_prompts(prompt_cfg, sampling.system_prompt)
-    responses = {}
+    responses, tokens = {}, {}
     for role, spec in (("base", cfg.base), ("candidate", cfg.candidate)):
         path = out / f"generations_{role}.jsonl"
         generate(
             prompts, path, ModelConfig(model=spec, device=cfg.device, dtype=cfg.dtype), sampling, progress=progress
         )
-        responses[role] = {r["id"]: r["candidates"][0] for r in read_jsonl(path)}
+        generated = read_jsonl(path)
+        responses[role] = {r["id"]: r["candidates"][0] for r in generated}
+        tokens[role] = {r["id"]: (r.get("num_tokens") or [None])[0] for r in generated}  # generate counts them
     judge = judge or make_judge(cfg, flr_config)
     cands = [responses["candidate"][p["id"]] for p in prompts]
     bases = [responses["base"][p["id"]] for p in prompts]
@@ -303,6 +316,8 @@ def run(
             "base": b,
             "len_candidate": len(c),
             "len_base": len(b),
+            "tokens_candidate": tokens["candidate"][p["id"]],
+            "tokens_base": tokens["base"][p["id"]],
             **v,
         }
         for p, c, b, v in zip(prompts, cands, bases, verdicts)
@@ -313,12 +328,17 @@ def run(
         "candidate": cfg.candidate,
         "judge": judge.describe(),
         "metrics": summarize(rows, n_resamples=cfg.bootstrap, seed=sampling.seed),
+        # content-free patterns (closer, opener, bait question, markdown) in each policy's outputs: what tuning taught
+        "patterns": pattern_report({"base": bases, "candidate": cands}),
     }
     write_summary(out, summary, cfg, prompt_cfg, sampling, flr_config)
     write_report(out / "report.md", summary, summary["judge"], cfg.base, cfg.candidate)
     write_leaderboard(out / "leaderboard.csv", rows, cfg.candidate)
     write_examples(out / "examples.md", rows)
     plot_compare(out / "compare.png", rows, summary, cfg.base, cfg.candidate)
+    with open(out / "report.md", "a", encoding="utf-8") as report:
+        report.write("\n".join(["", *pattern_section(summary["patterns"], "Content-free patterns in the outputs")]))
+    compare_page(out, summary, rows)  # report.html: the tables, the plot and the pairs
     return summary
 
 

@@ -5,6 +5,11 @@ Selection is a pure function of the candidate texts and their rewards (:func:`se
 dropped, with the reason counted, when it has fewer than two candidates, only one distinct text, a tie between best
 and worst, or a best-worst margin below ``min_margin``.
 
+Length control (reward models, FLR included, tend to prefer the longer response): ``length_band=R`` picks, among
+the pairs whose character lengths are within ``max/min <= R``, the one with the largest reward margin (dropped as
+``no_pair_in_length_band`` when there is none), and ``length_debias`` (``batch``, ``prompt``) selects by the reward
+minus its least-squares line on log length (:mod:`flr.debias`). The summary reports the mined pairs' length ratios.
+
 Scoring writes ``scored.jsonl`` row by row (each distinct candidate scored once), so a killed run resumes and
 re-mining with another margin or format costs no scoring.
 """
@@ -28,12 +33,15 @@ from flr.data import (
     record_id,
     write_jsonl,
 )
+from flr.debias import DEBIAS_HELP, check_mode, debias
 from flr.errors import FLRError, InputError
+from flr.patterns import pattern_line, preference_patterns
 from flr.scorers.base import BaseScorer
 
 logger = logging.getLogger(__name__)
 
-DROP_REASONS = ("too_few_candidates", "all_identical", "tie", "below_min_margin")
+DROP_REASONS = ("too_few_candidates", "all_identical", "tie", "below_min_margin", "no_pair_in_length_band")
+MATCHED_RATIO = 1.25  # the summary's share of pairs "within 1.25x", flr eval's length-matched ratio
 PROMPT_CHUNK_CANDIDATES = 64
 
 
@@ -82,6 +90,31 @@ class MineConfig:
         },
     )
     limit: int | None = field(default=None, metadata={"help": "Use only the first N prompts."})
+    length_band: float | None = field(
+        default=None,
+        metadata={
+            "help": "dpo: choose among the pairs of distinct candidates whose character lengths are within this ratio "
+            "(longer / shorter <= R, an empty text counting as 1 character) the one with the largest reward margin "
+            "(higher reward = chosen); a prompt without such a pair is dropped as no_pair_in_length_band. "
+            "Must be > 1 (e.g. 1.25). Default: no band."
+        },
+    )
+    length_debias: str = field(
+        default="none",
+        metadata={
+            "help": DEBIAS_HELP + " Mining selects by it: 'all responses scored together' = every distinct "
+            "candidate kept for selection in this run; a prompt = one row's candidates. --min-margin then applies "
+            "to the debiased margin; mined rows keep the raw scores and add the debiased ones.",
+            "choices": ["none", "batch", "prompt"],
+        },
+    )
+
+    def __post_init__(self):
+        check_mode(self.length_debias)
+        if self.length_band is not None and not self.length_band > 1:
+            raise FLRError(f"--length-band must be greater than 1 (a ratio of lengths), got {self.length_band}")
+        if self.length_band is not None and self.format != "dpo":
+            raise FLRError("--length-band picks a pair: it applies to --format dpo only")
 
 
 # -- pure selection --------------------------------------------------------------------------------------
@@ -131,12 +164,38 @@ def _ranked(candidates: Sequence[str], scores: Sequence[float], min_margin: floa
     return ranked, margin, duplicates, reason
 
 
-def select_pair(candidates: Sequence[str], scores: Sequence[float], min_margin: float = 0.0) -> Selection:
-    """chosen = highest reward, rejected = lowest, among distinct texts; first occurrence wins equal rewards."""
+def length_ratio(a: str, b: str) -> float:
+    """Longer over shorter, in characters (an empty text counts as one character)."""
+    la, lb = max(1, len(a)), max(1, len(b))
+    return max(la, lb) / min(la, lb)
+
+
+def select_pair(
+    candidates: Sequence[str], scores: Sequence[float], min_margin: float = 0.0, length_band: float | None = None
+) -> Selection:
+    """chosen = highest reward, rejected = lowest, among distinct texts; first occurrence wins equal rewards.
+
+    With ``length_band``: the pair of largest margin among those whose :func:`length_ratio` is at most the band
+    (on equal margins, the one with the better chosen, then the worse rejected, in ranking order).
+    """
     ranked, margin, duplicates, reason = _ranked(candidates, scores, min_margin)
     if reason:
         return Selection([], [], margin, duplicates, reason)
-    return Selection([ranked[0]], [ranked[-1]], margin, duplicates)
+    if length_band is None:
+        return Selection([ranked[0]], [ranked[-1]], margin, duplicates)
+    best = None
+    for n, c in enumerate(ranked):
+        for r in reversed(ranked[n + 1 :]):  # worst first: of equal margins the first found is kept
+            if length_ratio(candidates[c], candidates[r]) <= length_band:
+                gap = scores[c] - scores[r]
+                if best is None or gap > best[0]:
+                    best = (gap, c, r)
+    if best is None:
+        return Selection([], [], float("nan"), duplicates, "no_pair_in_length_band")
+    gap, c, r = best
+    if gap == 0 or gap < min_margin:
+        return Selection([], [], gap, duplicates, "tie" if gap == 0 else "below_min_margin")
+    return Selection([c], [r], gap, duplicates)
 
 
 def select_unpaired(
@@ -166,16 +225,22 @@ def mine_rows(
     min_margin: float = 0.0,
     kto_fraction: float = 0.25,
     unfinished: str = "drop",
+    length_band: float | None = None,
+    length_debias: str = "none",
 ):
     """Scored rows (``candidates`` + ``rewards``) -> (TRL rows, stats with drop counts by reason).
 
     Candidates cut off at the generation limit (``finished`` false, as flr generate records) are left out of
     the selection with ``unfinished="drop"``; with ``"keep"`` they compete, and every mined row says whether its
-    responses were finished.
+    responses were finished. ``length_band`` and ``length_debias``: see :class:`MineConfig`; the stats report the
+    mined pairs' lengths (:func:`length_summary`) and the share of prompts that yield a pair.
     """
     if unfinished not in ("drop", "keep"):
         raise FLRError(f"unfinished must be drop or keep, got '{unfinished}'")
-    out, dropped, duplicates, margins, cut_off = [], Counter(), 0, [], 0
+    if length_band is not None and fmt != "dpo":
+        raise FLRError("--length-band picks a pair: it applies to --format dpo only")
+    out, dropped, duplicates, margins, cut_off, lengths = [], Counter(), 0, [], 0, []
+    usable = []
     for row in rows:
         cands, scores = row["candidates"], row["rewards"]
         finished = row.get("finished") or [True] * len(cands)
@@ -183,18 +248,24 @@ def mine_rows(
         if unfinished == "drop" and not all(finished):
             keep = [i for i, f in enumerate(finished) if f]
             cands, scores, finished = [cands[i] for i in keep], [scores[i] for i in keep], [True] * len(keep)
+        usable.append((cands, scores, finished))
+    # the debiased rewards are fitted over every candidate that can be selected, so all rows are read first
+    selecting, debias_info = debiased_scores([u[0] for u in usable], [u[1] for u in usable], length_debias)
+    for row, (cands, scores, finished), by in zip(rows, usable, selecting):
         if fmt == "dpo":
-            sel = select_pair(cands, scores, min_margin)
+            sel = select_pair(cands, by, min_margin, length_band)
         else:
-            sel = select_unpaired(cands, scores, min_margin, kto_fraction)
+            sel = select_unpaired(cands, by, min_margin, kto_fraction)
         duplicates += sel.duplicates
         if sel.reason:
             dropped[sel.reason] += 1
             continue
         margins.append(sel.margin)
+        debiased = length_debias != "none"
         meta = {"k": len(cands), "policy": row.get("policy"), "seed": row.get("seed")}
         if fmt == "dpo":
             c, r = sel.positive[0], sel.negative[0]
+            lengths.append((len(cands[c]), len(cands[r])))
             out.append(
                 {
                     "id": row["id"],
@@ -203,6 +274,7 @@ def mine_rows(
                     "rejected": _assistant(cands[r]),
                     "chosen_score": scores[c],
                     "rejected_score": scores[r],
+                    **({"chosen_debiased": by[c], "rejected_debiased": by[r]} if debiased else {}),
                     "margin": sel.margin,
                     **({} if all(finished) else {"chosen_finished": finished[c], "rejected_finished": finished[r]}),
                     **meta,
@@ -218,6 +290,7 @@ def mine_rows(
                             "completion": _assistant(cands[i]),
                             "label": label,
                             "score": scores[i],
+                            **({"debiased": by[i]} if debiased else {}),
                             "margin": sel.margin,
                             **({} if all(finished) else {"finished": finished[i]}),
                             **meta,
@@ -232,8 +305,77 @@ def mine_rows(
         "unfinished_candidates": cut_off,
         "unfinished": unfinished,
         "mean_margin": sum(margins) / len(margins) if margins else float("nan"),
+        "yield": len(margins) / len(rows) if rows else None,  # share of prompts that still yield a pair
+        "length_band": length_band,
+        "length_debias": debias_info,
     }
+    if fmt == "dpo":
+        stats["length"] = length_summary(lengths)
+    else:
+        stats["length"] = {
+            f"mean_chars_{kind}": _mean([len(r["completion"][0]["content"]) for r in out if r["label"] == label])
+            for kind, label in (("desirable", True), ("undesirable", False))
+        }
     return out, stats
+
+
+def _mean(values) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def length_summary(pairs: Sequence[tuple[int, int]]) -> dict:
+    """Of mined (chosen, rejected) character lengths: the length ratio (longer / shorter, as :func:`length_ratio`)
+    median and mean, the share within :data:`MATCHED_RATIO`, the share where the chosen is strictly longer, and
+    the mean lengths. None where there are no pairs."""
+    import statistics
+
+    ratios = [max(max(1, c), max(1, r)) / min(max(1, c), max(1, r)) for c, r in pairs]
+    return {
+        "pairs": len(pairs),
+        "median_ratio": statistics.median(ratios) if ratios else None,
+        "mean_ratio": _mean(ratios),
+        f"within_{MATCHED_RATIO}": _mean([x <= MATCHED_RATIO for x in ratios]),
+        "chosen_longer": _mean([c > r for c, r in pairs]),
+        "mean_chars_chosen": _mean([c for c, _ in pairs]),
+        "mean_chars_rejected": _mean([r for _, r in pairs]),
+    }
+
+
+def length_line(stats: dict) -> str:
+    """The share of prompts kept and, for pairs, their length ratios: one phrase for printed summaries."""
+    length = stats.get("length") or {}
+    what = "yield a pair" if "pairs" in length else "kept"
+    share = f"{100 * stats['yield']:.0f}% of prompts {what}" if stats.get("yield") is not None else ""
+    if not length.get("pairs"):
+        return share
+    return (
+        f"{share}; length ratio median {length['median_ratio']:.2f}, mean {length['mean_ratio']:.2f}, "
+        f"{100 * length[f'within_{MATCHED_RATIO}']:.0f}% within {MATCHED_RATIO}x, "
+        f"chosen longer in {100 * length['chosen_longer']:.0f}%"
+    )
+
+
+def debiased_scores(candidates: Sequence[Sequence[str]], scores: Sequence[Sequence[float]], mode: str):
+    """Per row, every candidate's length-debiased reward (:func:`flr.debias.debias`), fitted over the distinct
+    candidates with finite rewards: all rows together (``batch``) or each row alone (``prompt``). A repeated text
+    takes its first occurrence's value. ``none``: the rewards as they are. Returns (per-row lists, fit info)."""
+    if check_mode(mode) == "none":
+        return [list(s) for s in scores], {"mode": "none"}
+    where, rewards, lengths = [], [], []
+    for n, (cands, row_scores) in enumerate(zip(candidates, scores)):
+        for i in distinct_indices(cands):
+            if math.isfinite(row_scores[i]):
+                where.append((n, i))
+                rewards.append(row_scores[i])
+                lengths.append(len(cands[i]))
+    values, info = debias(rewards, lengths, mode, [n for n, _ in where])
+    out = [[math.nan] * len(c) for c in candidates]
+    for (n, i), value in zip(where, values):
+        out[n][i] = float(value)
+    for n, cands in enumerate(candidates):
+        first = {cands[i].strip(): out[n][i] for i in distinct_indices(cands)}
+        out[n] = [first[c.strip()] for c in cands]
+    return out, info
 
 
 # -- scoring -----------------------------------------------------------------------------------------------
@@ -327,12 +469,22 @@ def run(cfg: MineConfig, flr_config, model_config, *, scorer: BaseScorer | None 
     out = Path(cfg.output_dir)
     scored = score_candidates(rows, scorer, out / SCORED_FILE, progress=progress)
     mined, stats = mine_rows(
-        scored, fmt=cfg.format, min_margin=cfg.min_margin, kto_fraction=cfg.kto_fraction, unfinished=cfg.unfinished
+        scored,
+        fmt=cfg.format,
+        min_margin=cfg.min_margin,
+        kto_fraction=cfg.kto_fraction,
+        unfinished=cfg.unfinished,
+        length_band=cfg.length_band,
+        length_debias=cfg.length_debias,
     )
     output = out / MINED_FILES[cfg.format]
     write_jsonl(output, mined)
+    # what DPO/KTO on these rows reinforces: content-free patterns on each side, and among all candidates
+    patterns = preference_patterns(mined, (c for row in scored for c in row["candidates"]))
+    logger.info("content-free patterns, %s", pattern_line(patterns))
     summary = {
         "stats": stats,
+        "patterns": patterns,
         "output": str(output),
         "scorer": {**scorer.describe(), "fingerprint": scorer.fingerprint()},
     }

@@ -72,28 +72,45 @@ class Pipeline:
 
     # -- stages -------------------------------------------------------------------------------------------
 
-    def generate(self) -> dict:
-        from flr.generate import GenerateConfig, PromptConfig, SamplingConfig, run
+    def _generate_configs(self) -> tuple:
+        from flr.generate import GenerateConfig, PromptConfig, SamplingConfig
 
         section = self._model(self.policy, self.section("generate"))
         section["output_dir"] = str(self.dir("generate"))
-        return run(*build_configs(section, (PromptConfig, SamplingConfig, GenerateConfig, ModelConfig), "generate"))
+        return build_configs(section, (PromptConfig, SamplingConfig, GenerateConfig, ModelConfig), "generate")
 
-    def mine(self) -> dict:
-        from flr.mine import MineConfig, run
+    def generate(self) -> dict:
+        from flr.generate import run
+
+        return run(*self._generate_configs())
+
+    def _mine_configs(self) -> tuple:
+        from flr.mine import MineConfig
         from flr.scorers import ScorerConfig
 
         section = {"model": "default", **self.device, **self.section("mine")}
         section.update(candidates=str(self.dir("generate")), output_dir=str(self.dir("mine")), format=self.method)
-        return run(*build_configs(section, (MineConfig, ScorerConfig, ModelConfig), "mine"))
+        return build_configs(section, (MineConfig, ScorerConfig, ModelConfig), "mine")
 
-    def train(self) -> dict:
-        from flr.train import train
+    def mine(self) -> dict:
+        from flr.mine import run
+
+        return run(*self._mine_configs())
+
+    def _train_configs(self) -> tuple:
+        from flr.train import check_method_settings
         from flr.training import TrainConfig
 
         section = self._model(self.policy, self.section("train"))
         section.update(data=str(self.dir("mine") / MINED_FILES[self.method]), output_dir=str(self.dir("train")))
         cfg, model_config = build_configs(section, (TrainConfig, ModelConfig), "train")
+        check_method_settings(cfg, self.method)
+        return cfg, model_config
+
+    def train(self) -> dict:
+        from flr.train import train
+
+        cfg, model_config = self._train_configs()
         if not read_jsonl(cfg.data):
             stats = json.loads((self.dir("mine") / SUMMARY_FILE).read_text()).get("stats", {})
             hint = ""
@@ -155,6 +172,8 @@ class Pipeline:
         bad = [s for s in selected if s not in STAGES]
         if bad:
             raise FLRError(f"unknown stages {bad}: choose from {', '.join(STAGES)}")
+        for stage in [s for s in STAGES if s in selected]:  # every section's settings, before any stage runs
+            getattr(self, f"_{stage}_configs")()
         if "compare" in selected:
             self.check_held_out()
         report = {}
@@ -191,6 +210,10 @@ def headline(report: dict) -> list[str]:
             st = s["stats"]
             dropped = ", ".join(f"{n} {r}" for r, n in st["dropped"].items() if n) or "none"
             note = f"{st['rows']} rows from {st['prompts']} prompts, dropped: {dropped}"
+            if "yield" in st:  # summaries written before length control have none
+                from flr.mine import length_line
+
+                note += f"; {length_line(st)}"
         elif stage == "train":
             note = f"{s['steps']} steps, " + ", ".join(f"{k} {v:.4g}" for k, v in s["final"].items())
         elif stage == "compare":
@@ -198,6 +221,7 @@ def headline(report: dict) -> list[str]:
             note = (
                 f"win rate {100 * m['win_rate']:.1f}% [{100 * m['win_rate_ci'][0]:.1f}, {100 * m['win_rate_ci'][1]:.1f}]"
                 f", LC {100 * m['lc_win_rate']:.1f}%, W/T/L {m['wins']}/{m['ties']}/{m['losses']}"
+                f", mean length (chars) tuned {m['mean_len_candidate']:.0f} / base {m['mean_len_base']:.0f}"
             )
         lines.append(f"{stage:<8} {info['status']:<7} {info['seconds']:>7.1f}s  {note}")
     return lines

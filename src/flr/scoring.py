@@ -10,7 +10,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from flr.data import ResumableWriter, content_keys, read_records, to_scoring_input
+from flr.data import ResumableWriter, content_keys, read_records, to_scoring_input, write_jsonl
+from flr.debias import DEBIAS_HELP, check_mode, debias
 from flr.errors import FLRError, InputError
 from flr.scorers.base import BaseScorer
 
@@ -39,10 +40,21 @@ class ScoreJobConfig:
     limit: int | None = field(default=None, metadata={"help": "Score only the first N records."})
     details: bool = field(default=False, metadata={"help": "Also write every follow-up's log-probs."})
     skip_invalid: bool = field(default=False, metadata={"help": "Log and skip bad records instead of stopping."})
+    length_debias: str = field(
+        default="none",
+        metadata={
+            "help": DEBIAS_HELP + " Written as <scorer>_reward_debiased (preference records: _chosen_debiased, "
+            "_rejected_debiased, _margin_debiased) in a final pass once every record is scored; 'all responses "
+            "scored together' = every record of this input; a prompt = records with the same prompt. The raw "
+            "rewards stay, and a resumed or finished output only gets the pass again.",
+            "choices": ["none", "batch", "prompt"],
+        },
+    )
 
     def __post_init__(self):
         if self.limit is not None and self.limit < 1:
             raise FLRError(f"--limit must be at least 1, got {self.limit}")
+        check_mode(self.length_debias)
 
 
 def _key(row: dict) -> tuple:
@@ -110,8 +122,55 @@ def score_file(
     data = data or load_inputs(job)
     rank, world, barrier = _distributed()
     if world == 1:
-        return _score_here(scorer, job, data, progress, key)
-    return _score_ranks(scorer, job, data, progress, key, rank, world, barrier)
+        counts = _score_here(scorer, job, data, progress, key)
+    else:
+        counts = _score_ranks(scorer, job, data, progress, key, rank, world, barrier)
+    if rank == 0 and job.length_debias != "none":
+        counts["length_debias"] = debias_output(job, data, output_prefix(scorer.name))
+    return counts
+
+
+def output_prefix(scorer: str) -> str:
+    """The field prefix of a scorer's outputs: flr_reward, direct_reward, length_reward, rm_reward."""
+    return scorer.split(":")[0]
+
+
+DEBIASED = ("_reward_debiased", "_chosen_debiased", "_rejected_debiased", "_margin_debiased")
+
+
+def debias_output(job: ScoreJobConfig, data: ScoreInputs, prefix: str) -> dict:
+    """The final pass of ``--length-debias``: once every row of the input is in the output, compute the debiased
+    rewards over them all (:func:`flr.debias.debias`) and rewrite the output atomically with the extra fields.
+
+    Rows of the output that are not in this input (a run with a larger --limit wrote them) neither enter the fit
+    nor keep debiased fields from an earlier pass. Returns what was fitted."""
+    import math
+
+    lines = Path(job.output).read_text(encoding="utf-8").splitlines()
+    rows = [json.loads(line) for line in lines if line.strip()]
+    index = {k: i for i, k in enumerate(content_keys(_key(r) for r in data.rows))}
+    sides, rewards, lengths, groups = [], [], [], []
+    for j, (row, key) in enumerate(zip(rows, _output_keys(rows))):
+        for name in DEBIASED:
+            row.pop(prefix + name, None)
+        if key not in index:
+            continue
+        records = data.inputs[index[key]]
+        names = ("reward",) if len(records) == 1 else SIDES
+        for name, record in zip(names, records):
+            sides.append((j, name))
+            rewards.append(row[f"{prefix}_{name}"])
+            lengths.append(len(record["response"]))
+            groups.append(json.dumps(record["prompt"], sort_keys=True, ensure_ascii=False))
+    values, info = debias(rewards, lengths, job.length_debias, groups)
+    for (j, name), value in zip(sides, values):
+        rows[j][f"{prefix}_{name}_debiased"] = float(value) if math.isfinite(value) else None
+    for row in rows:
+        c, r = row.get(f"{prefix}_chosen_debiased"), row.get(f"{prefix}_rejected_debiased")
+        if c is not None and r is not None:
+            row[f"{prefix}_margin_debiased"] = c - r
+    write_jsonl(job.output, rows)
+    return info
 
 
 def _output_keys(done: list[dict]) -> list[str]:
@@ -158,7 +217,7 @@ def _score_ranks(scorer, job: ScoreJobConfig, data: ScoreInputs, progress: bool,
 def _score_rows(scorer: BaseScorer, job: ScoreJobConfig, data: ScoreInputs, todo: list[int], write, progress: bool):
     """Score the rows ``todo`` and ``write(row, index)`` each one as soon as all its records are scored (a
     preference row scores two)."""
-    prefix = "flr" if scorer.name == "flr" else scorer.name.split(":")[0]
+    prefix = output_prefix(scorer.name)
     flat = [(i, record) for i in todo for record in data.inputs[i]]
     bar = tqdm(total=len(todo), unit="ex", desc=f"score ({scorer.name})", disable=not progress or not todo)
     done, pending = 0, []
@@ -232,6 +291,8 @@ def run_key(job: ScoreJobConfig, scorer_config, model_config) -> str:
         for k, v in dataclasses.asdict(scorer_config).items()
         if k not in ("batch_size", "token_budget", "max_padding", "share_prefix", "method")
     }
+    if not settings.get("length_term"):  # off: the key outputs written before the option existed carry
+        settings.pop("length_term", None)
     spec = job.scorer[3:] if job.scorer.startswith("rm:") else model_config.model
     dtype = resolve_dtype(model_config.dtype, resolve_device(model_config.device))
     blob = json.dumps(

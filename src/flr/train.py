@@ -79,6 +79,12 @@ def feedback_example(renderer: ChatRenderer, prompt, response: str, feedback: st
 # -- trainer setup ---------------------------------------------------------------------------------------
 
 
+def check_method_settings(cfg: TrainConfig, method: str) -> None:
+    """Settings that only one method reads, refused for the others (before a model loads)."""
+    if cfg.ld_alpha is not None and method != "dpo":
+        raise FLRError(f"--ld-alpha is DPO's length control (TRL's LD-DPO); it does not apply to {method}")
+
+
 def trl_config(cfg: TrainConfig, method: str, device):
     """The TRL config: CPU-safe precision, no gradient checkpointing unless asked, no external loggers."""
     import torch
@@ -103,6 +109,9 @@ def trl_config(cfg: TrainConfig, method: str, device):
     }
     if method in ("dpo", "kto"):
         kwargs.update(beta=cfg.beta, precompute_ref_log_probs=cfg.precompute_ref_log_probs)
+    check_method_settings(cfg, method)
+    if cfg.ld_alpha is not None:
+        kwargs["ld_alpha"] = cfg.ld_alpha
     if cfg.loss_type and method == "dpo":
         kwargs["loss_type"] = [t.strip() for t in cfg.loss_type.split(",")]
     elif cfg.loss_type and method == "kto":
@@ -155,6 +164,7 @@ def make_trainer(method: str, args, records: Sequence[dict], model, tokenizer, p
 
 def train(method: str, cfg: TrainConfig, model_config: ModelConfig, *, model=None, tokenizer=None) -> dict:
     """Train a LoRA adapter with ``method`` (dpo, kto, feedback); returns the summary also written to disk."""
+    check_method_settings(cfg, method)
     records = load_training_records(cfg, method)
     trainer = build_trainer(method, cfg, model_config, records, model=model, tokenizer=tokenizer)
     return run_trainer(

@@ -81,12 +81,31 @@ class TrainConfig:
     precompute_ref_log_probs: bool = field(
         default=False, metadata={"help": "DPO/KTO: compute reference log-probs once before training."}
     )
+    ld_alpha: float | None = field(
+        default=None,
+        metadata={
+            "help": "DPO only, TRL's LD-DPO length control (DPOConfig.ld_alpha, in [0, 1]): the log-probs of the tokens "
+            "past the shorter response's length count alpha times, so the longer response's extra tokens move the "
+            "loss less (1: plain DPO; 0: they do not count). Default: off."
+        },
+    )
     trainer_args: str | None = field(
         default=None,
         metadata={
             "help": 'More TRL config fields as JSON, e.g. \'{"warmup_steps": 10, "lr_scheduler_type": "cosine"}\'.'
         },
     )
+
+    def __post_init__(self):
+        check_ld_alpha(self.ld_alpha)
+
+
+def check_ld_alpha(value: float | None) -> None:
+    """TRL takes any number; LD-DPO's alpha is a weight in [0, 1]."""
+    if value is not None and not 0 <= value <= 1:
+        raise FLRError(
+            f"--ld-alpha must be between 0 and 1 (LD-DPO's weight of the tokens past the shared length), got {value}"
+        )
 
 
 def lora_config(cfg: TrainConfig):

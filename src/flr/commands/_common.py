@@ -100,11 +100,12 @@ def check_scorer_settings(scorer: str, flr_config) -> None:
     (its file, its fields, the categories asked for)."""
     from flr.followups import load_followups
     from flr.scorers import SCORERS, is_scorer_name
+    from flr.scorers.followup import check_length_term
 
     if not is_scorer_name(scorer):
         raise FLRError(f"unknown scorer '{scorer}': use one of {', '.join(SCORERS)}")
     if scorer == "flr":
-        load_followups(flr_config.followups).select(flr_config.categories)
+        check_length_term(flr_config, load_followups(flr_config.followups).select(flr_config.categories))
 
 
 def check_output_file(path: str | None) -> None:

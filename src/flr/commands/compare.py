@@ -23,7 +23,9 @@ def make_parser(subparsers):
         help="Win rate of a candidate policy (e.g. a DPO adapter) against its base, with a judge.",
         description="Generate with both policies on the same prompts (greedy by default; resumable), judge each "
         "pair (flr, rm:<model>, or llm:<model> with position swapping), and write compare.jsonl, summary.json "
-        "and report.md: win rate (ties count 1/2) and length-controlled win rate with 95% CIs.",
+        "and report.md: win rate (ties count 1/2) and length-controlled win rate with 95% CIs, and the share of "
+        "each policy's outputs with a content-free pattern (closer, opener, bait question, markdown); report.html "
+        "holds the same and the pairs to browse.",
         dataclasses_=(CompareConfig, PromptConfig, SamplingConfig, ScorerConfig),
     )
     parser.set_defaults(func=main, **SAMPLING_DEFAULTS)
@@ -38,6 +40,7 @@ def main(args) -> int:
     print(
         f"flr compare: win rate {100 * m['win_rate']:.1f}% (95% CI {100 * m['win_rate_ci'][0]:.1f}-"
         f"{100 * m['win_rate_ci'][1]:.1f}), LC {100 * m['lc_win_rate']:.1f}%, {m['wins']}/{m['ties']}/{m['losses']} "
-        f"W/T/L over {m['n']} prompts -> {cfg.output_dir}/report.md"
+        f"W/T/L over {m['n']} prompts; mean length {m['mean_len_candidate']:.0f} chars (candidate) vs "
+        f"{m['mean_len_base']:.0f} (base) -> {cfg.output_dir}/report.md"
     )
     return 0

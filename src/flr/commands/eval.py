@@ -23,8 +23,9 @@ def make_parser(subparsers):
         subparsers,
         "eval",
         help="Evaluate FLR and baselines as reward models on benchmarks.",
-        description="Score benchmarks with each scorer; write per-example JSONL, summary.json, report.md and "
-        "plots to --output-dir. Every report is length-controlled: accuracy on length-matched pairs, agreement "
+        description="Score benchmarks with each scorer; write per-example JSONL, summary.json, report.md, "
+        "plots and report.html (tables, plots and a pair browser with FLR's per-follow-up explanation; open it in "
+        "a browser, nothing is fetched) to --output-dir. Every report is length-controlled: accuracy on length-matched pairs, agreement "
         "with the length baseline, the signal beyond length, and correlations controlling for length. Scores are cached: a killed run resumes, and adding a scorer or benchmark "
         "recomputes nothing already known.",
         dataclasses_=(EvalConfig, ScorerConfig, ModelConfig),
@@ -107,6 +108,7 @@ def main(args) -> int:
 
         def length_of(text: str) -> int:
             return len(counter(text, add_special_tokens=False)["input_ids"])
+
     summary = run_eval(
         config,
         scorers,
@@ -117,5 +119,5 @@ def main(args) -> int:
     from flr.eval.report import markdown_table, merge_results
 
     print(markdown_table(merge_results([summary])))
-    print(f"flr eval: wrote {config.output_dir}/report.md, summary.json and per-example JSONL")
+    print(f"flr eval: wrote {config.output_dir}/report.md, report.html, summary.json and per-example JSONL")
     return 0

@@ -23,6 +23,17 @@ class SelectConfig:
     seed: int = field(default=0, metadata={"help": "Sampling seed."})
     data_dir: str | None = field(default=None, metadata={"help": "Where the public benchmark files live."})
     top: int = field(default=5, metadata={"help": "Utterances kept per category and polarity."})
+    rank_on: str = field(
+        default="matched",
+        metadata={
+            "help": "Rank follow-ups by their accuracy on the length-matched pairs (matched: on all pairs, the "
+            "follow-ups that track length win) or on all pairs (all: the rule before flr 0.2).",
+            "choices": ["matched", "all"],
+        },
+    )
+    length_ratio: float = field(
+        default=1.25, metadata={"help": "Pairs whose longer response is at most this many times the shorter match."}
+    )
     cache: str | None = field(default=None, metadata={"help": "Score cache file (default: $FLR_CACHE/scores.sqlite)."})
     output: str = field(
         default="runs/followups/selected.yaml",
@@ -45,6 +56,15 @@ class FitConfig:
     seed: int = field(default=0, metadata={"help": "Sampling and cross-validation seed."})
     data_dir: str | None = field(default=None, metadata={"help": "Where the public benchmark files live."})
     cache: str | None = field(default=None, metadata={"help": "Score cache file (default: $FLR_CACHE/scores.sqlite)."})
+    control_length: bool = field(
+        default=False,
+        metadata={
+            "help": "Length as a covariate: the pair's log(chars(chosen) / chars(rejected)) is one more feature of the "
+            "regression (mirrored with the pair, in effect unpenalised: a covariate controlled for), so the "
+            "follow-up weights learn what length does not. The set records the fitted coefficient as length_coefficient (reward units per log character); "
+            "scorers add length_coefficient * log(chars) only with --length-term."
+        },
+    )
     output: str = field(
         default="runs/followups/weighted.yaml",
         metadata={"help": "The weighted follow-up set (YAML).", "aliases": ["-o"]},
@@ -54,6 +74,8 @@ class FitConfig:
 FIT_EXAMPLES = """examples:
   flr followups fit --benchmarks rmb,rm_bench,hh-rlhf,alpaca_eval --limit 64 -o runs/followups/weighted.yaml
   flr followups fit --benchmarks my_pairs.jsonl --followups compact -o weighted.yaml
+  flr followups fit --benchmarks my_pairs.jsonl --followups compact --control-length -o weighted-lc.yaml
+  flr eval --benchmarks autoj --followups weighted-lc.yaml --length-term      # + the fitted length term
   flr eval --benchmarks autoj,pandalm --followups runs/followups/weighted.yaml     # the scorer uses the weights
 """
 
@@ -115,6 +137,7 @@ def show_main(args) -> int:
 
 
 def select_main(args) -> int:
+    from flr.eval.metrics import length_matched
     from flr.eval.runner import EvalConfig, benchmark_records
     from flr.eval.selection import followup_accuracy, select_followups, write_followups
 
@@ -126,23 +149,41 @@ def select_main(args) -> int:
     )
     if kind != "pairwise":
         raise FLRError(f"{config.benchmark} is {kind}: selection needs pairwise {{prompt, chosen, rejected}} data")
+    if not config.length_ratio > 1:
+        raise FLRError(f"--length-ratio must be greater than 1, got {config.length_ratio}")
+    if (
+        config.rank_on == "matched"
+        and not length_matched(
+            [len(r["chosen"]) for r in records], [len(r["rejected"]) for r in records], config.length_ratio
+        ).any()
+    ):
+        raise FLRError(
+            f"none of the {len(records)} pairs of {config.benchmark} is length-matched (within "
+            f"{config.length_ratio}x): raise --limit or --length-ratio, or use --rank-on all"
+        )
     load_followups(flr_config.followups).select(flr_config.categories)  # a bad set fails before the model loads
     model, tokenizer = load_model(model_config)
     scorer = build_scorer("flr", model, tokenizer, config=flr_config, model_name=model_name(model_config.model))
     with _cached(scorer, config.cache):  # per-follow-up log-probs are reused and a killed run resumes
-        stats = followup_accuracy(scorer, records)
-    selected = select_followups(stats, config.top)
+        stats = followup_accuracy(scorer, records, length_ratio=config.length_ratio)
+    selected = select_followups(stats, config.top, rank_on=config.rank_on)
+    on = f"the {stats[0]['matched_n']} length-matched ones of " if config.rank_on == "matched" else ""
     comment = (
         f"Selected by flr followups select: the {config.top} most accurate follow-ups per category and "
-        f"polarity on {len(records)} pairs of {config.benchmark} (seed {config.seed}), scorer "
+        f"polarity on {on}{len(records)} pairs of {config.benchmark} (seed {config.seed}), scorer "
         f"{model_name(model_config.model)}.\nEvaluate it on other benchmarks than the one it was selected on."
     )
     path = write_followups(selected, config.output, comment)
+    key = "matched_accuracy" if config.rank_on == "matched" else "accuracy"
+
+    def rank(s):
+        return -s[key]
+
     with Path(config.output).with_suffix(".jsonl").open("w") as f:
-        for s in sorted(stats, key=lambda s: -s["accuracy"]):
+        for s in sorted(stats, key=rank):
             f.write(json.dumps(s, ensure_ascii=False) + "\n")
-    for s in sorted(stats, key=lambda s: -s["accuracy"])[:10]:
-        print(f"{100 * s['accuracy']:5.1f}%  {s['category']:22s} {s['polarity']:9s} {s['text']}")
+    for s in sorted(stats, key=rank)[:10]:
+        print(f"{100 * s[key]:5.1f}%  {s['category']:22s} {s['polarity']:9s} {s['text']}")
     print(f"flr followups: wrote {path} (and per-utterance statistics in {Path(config.output).with_suffix('.jsonl')})")
     return 0
 
@@ -162,7 +203,7 @@ def _cached(scorer, path: str | None):
 
 
 def fit_main(args) -> int:
-    from flr.eval.fitting import fit_weights, pair_features, weighted_set
+    from flr.eval.fitting import fit_weights, length_feature, pair_features, weighted_set
     from flr.eval.runner import EvalConfig, benchmark_records
     from flr.followups import dump_followups
 
@@ -185,8 +226,9 @@ def fit_main(args) -> int:
     scorer = build_scorer("flr", model, tokenizer, config=flr_config, model_name=model_name(model_config.model))
     with _cached(scorer, config.cache):
         features = pair_features(scorer, records)
-    coef, stats = fit_weights(features, seed=config.seed)
-    fitted = weighted_set(fset, coef)
+    length = length_feature(records) if config.control_length else None
+    coef, stats = fit_weights(features, seed=config.seed, length=length)
+    fitted = weighted_set(fset, coef, length_coefficient=stats.get("length_coefficient"))
     meta = {
         "fit": {
             "on": names,
@@ -197,6 +239,7 @@ def fit_main(args) -> int:
             "max_length": flr_config.max_length,
             "base_set": fset.name,
             "base_fingerprint": fset.fingerprint(),
+            **({"length_feature": "log(chars(chosen) / chars(rejected))"} if config.control_length else {}),
             **{k: round(v, 4) if isinstance(v, float) else v for k, v in stats.items()},
         }
     }
@@ -204,6 +247,12 @@ def fit_main(args) -> int:
     print(
         f"flr followups fit: {stats['pairs']} pairs, C={stats['C']:.3g}, cross-validated accuracy "
         f"{100 * stats['cv_accuracy']:.1f}% (unweighted on the same pairs: {100 * stats['unweighted_train_accuracy']:.1f}%)"
-        f" -> {config.output}"
+        + (
+            f"; length coefficient {stats['length_coefficient']:.3g} (follow-ups alone, same pairs: "
+            f"{100 * stats['followups_only_train_accuracy']:.1f}%)"
+            if config.control_length
+            else ""
+        )
+        + f" -> {config.output}"
     )
     return 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flr.commands._common import add_command, check_scorer_settings, to_configs
-from flr.mine import MineConfig, run
+from flr.mine import MineConfig, length_line, run
 from flr.models import ModelConfig
 from flr.scorers import ScorerConfig
 
@@ -11,6 +11,8 @@ EXAMPLES = """examples:
   flr mine --candidates runs/gen --output-dir runs/mine                   # FLR with the embedded model, DPO pairs
   flr mine --candidates runs/gen --output-dir runs/mine --min-margin 0.05 --categories all
   flr mine --candidates runs/gen --output-dir runs/mine-kto --format kto --kto-fraction 0.25
+  flr mine --candidates runs/gen --output-dir runs/mine-band --length-band 1.25    # pairs of similar length
+  flr mine --candidates runs/gen --output-dir runs/mine-lc --length-debias prompt  # by the length-debiased reward
   flr mine --candidates outputs.jsonl --field-map candidates=responses --scorer rm:OpenAssistant/reward-model-deberta-v3-large-v2
 """
 
@@ -24,7 +26,9 @@ def make_parser(subparsers):
         "re-mining reuses the scores), then write TRL preference rows {prompt, chosen, rejected} + chosen_score, "
         "rejected_score, margin, k, policy, seed to pairs.jsonl, or unpaired {prompt, completion, label} rows "
         "to unpaired.jsonl (--format kto). Identical texts count once; prompts with a tie or a margin below "
-        "--min-margin are dropped and counted by reason.",
+        "--min-margin are dropped and counted by reason. Rewards favour longer responses: --length-band and "
+        "--length-debias control for length, and the summary reports the mined pairs' length ratios and the share "
+        "of prompts that yield a pair.",
         dataclasses_=(MineConfig, ScorerConfig, ModelConfig),
     )
     parser.epilog = EXAMPLES
@@ -41,6 +45,6 @@ def main(args) -> int:
     print(
         f"flr mine: {s['prompts']} prompts -> {s['rows']} rows ({cfg.format}); dropped: {dropped}; "
         f"{s['duplicate_candidates']} duplicate candidates; {s['unfinished_candidates']} cut-off candidates "
-        f"{'left out' if s['unfinished'] == 'drop' else 'kept'} -> {summary['output']}"
+        f"{'left out' if s['unfinished'] == 'drop' else 'kept'}; {length_line(s)} -> {summary['output']}"
     )
     return 0

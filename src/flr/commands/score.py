@@ -12,7 +12,15 @@ from flr.commands._common import (
 from flr.errors import FLRError
 from flr.models import ModelConfig, model_name
 from flr.scorers import ScorerConfig, build_scorer
-from flr.scoring import ScoreJobConfig, already_complete, load_inputs, run_key, score_file
+from flr.scoring import (
+    ScoreJobConfig,
+    already_complete,
+    debias_output,
+    load_inputs,
+    output_prefix,
+    run_key,
+    score_file,
+)
 
 EXAMPLES = """examples:
   flr score examples/data/responses.jsonl -o scored.jsonl     # {prompt, response}: adds flr_reward
@@ -20,6 +28,7 @@ EXAMPLES = """examples:
   flr score examples/data/responses.jsonl -o scored.jsonl --details      # + every follow-up's log-prob
   flr score data.csv -o out.jsonl --field-map prompt=question,response=answer
   flr score examples/data/responses.jsonl -o direct.jsonl --scorer direct  # the response-likelihood baseline
+  flr score examples/data/responses.jsonl -o scored.jsonl --length-debias batch   # + flr_reward_debiased
   flr score big.jsonl -o out.jsonl --model meta-llama/Meta-Llama-3-8B-Instruct --batch-size 32
 """
 
@@ -51,14 +60,27 @@ def main(args) -> int:
     key = run_key(job, flr_config, model_config)
     complete = already_complete(job, data, key)
     if complete is not None:
-        print(f"flr score: every record is already scored ({complete} in {job.output}); nothing to do")
+        note = ""
+        if job.length_debias != "none":  # the debiased rewards need no model either
+            note = "; " + _debias_note(debias_output(job, data, output_prefix(job.scorer)))
+        print(f"flr score: every record is already scored ({complete} in {job.output}){note or '; nothing to do'}")
         return 0
     scorer = build_scorer(
         job.scorer, model_config=model_config, config=flr_config, model_name=model_name(model_config.model)
     )
     counts = score_file(scorer, job, data=data, key=key)
+    note = f"; {_debias_note(counts['length_debias'])}" if "length_debias" in counts else ""
     print(
-        f"flr score: {counts['scored']} scored, {counts['resumed']} already done, {counts['skipped']} skipped "
-        f"-> {counts['output']}"
+        f"flr score: {counts['scored']} scored, {counts['resumed']} already done, {counts['skipped']} skipped"
+        f"{note} -> {counts['output']}"
     )
     return 0
+
+
+def _debias_note(info: dict) -> str:
+    if info["mode"] == "batch":
+        return f"length-debiased over {info['n']} responses (slope {info['slope']:.3g} per log character)"
+    return (
+        f"length-debiased per prompt ({info['own_line']} of {info['groups']} prompts with their own line, the rest "
+        f"with the pooled slope {info['pooled_slope']:.3g})"
+    )

@@ -8,8 +8,8 @@ from flr.commands._common import add_command, make_subparsers, to_configs
 from flr.errors import FLRError
 from flr.models import ModelConfig
 from flr.reward_training import RewardTuningConfig, train_flr, train_rm_trl
-from flr.train import train
-from flr.training import TrainConfig, quiet_renames
+from flr.train import check_method_settings, train
+from flr.training import TrainConfig, check_ld_alpha, quiet_renames
 
 TRAIN_HELP = "Train a LoRA adapter: DPO or KTO on mined preferences, feedback SFT or preference tuning of the scorer."
 TRL_NOTE = (
@@ -30,6 +30,7 @@ EXAMPLES = {
     "dpo": """examples:
   flr train dpo --data runs/mine/pairs.jsonl --output-dir runs/dpo --max-steps 200
   flr train dpo --config examples/dpo.yaml --learning-rate 5e-6       # flags override the YAML
+  flr train dpo --data runs/mine/pairs.jsonl --output-dir runs/ld-dpo --ld-alpha 0.5   # TRL's LD-DPO length control
   flr score pairs.jsonl -o out.jsonl --model runs/dpo                 # the output folder is a model spec
 """,
     "kto": """examples:
@@ -105,9 +106,11 @@ def main(args) -> int:
                 configs = to_configs(args, *argument_classes(args.method), *extra)
         except (TypeError, ValueError) as exc:  # TRL's and transformers' own checks in __post_init__
             raise FLRError(f"invalid training settings: {str(exc).splitlines()[0]}") from None
+        check_ld_alpha(getattr(configs[1], "ld_alpha", None))  # TRL does not check it
         summary = train_rm_trl(*configs) if args.method == "rm" else train_trl(args.method, *configs)
         return _report(args.method, summary)
     cfg, tuning, model_config = to_configs(args, TrainConfig, RewardTuningConfig, ModelConfig)
+    check_method_settings(cfg, args.method)
     if args.method == "flr":
         summary = train_flr(cfg, model_config, tuning=tuning)
     else:

@@ -66,7 +66,7 @@ def _wilson(p: float, n: int, level: float) -> tuple[float, float]:
     z = stats.norm.ppf(1 - (1 - level) / 2)
     center = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return float(center - half), float(center + half)
+    return float(max(0.0, center - half)), float(min(1.0, center + half))  # no float dust outside [0, 1]
 
 
 def pairwise_report(chosen_scores, rejected_scores, subsets: Sequence[str] | None = None, seed: int = 0) -> dict:

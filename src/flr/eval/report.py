@@ -221,8 +221,8 @@ def plot_accuracy(merged: dict, path: Path, title: str | None = None) -> Path | 
             a = m.get("accuracy", np.nan)
             ci = m.get("ci", (np.nan, np.nan))
             acc.append(a)
-            lo.append(a - ci[0])
-            hi.append(ci[1] - a)
+            lo.append(max(0.0, a - ci[0]))  # a Wilson interval at 0% or 100% can round past its point
+            hi.append(max(0.0, ci[1] - a))
         x = np.arange(len(pairwise)) + (i - (len(scorers) - 1) / 2) * width
         ax.bar(x, acc, width, yerr=[lo, hi], capsize=3, label=s)
     ax.axhline(0.5, color="grey", lw=1, ls="--")

@@ -1,7 +1,8 @@
 """``flr eval``: score benchmarks with several scorers, compute metrics, write a run folder.
 
 A run folder holds ``<benchmark>.jsonl`` (per example: each scorer's scores and outcome), ``summary.json``
-(config, provenance, numbers) and ``report.md`` + PNG plots. Scores live in a persistent cache, so a killed run
+(config, provenance, numbers), ``report.md`` + PNG plots, and ``report.html`` (the same tables and plots, and a
+browser of the pairs with FLR's explanation of each choice). Scores live in a persistent cache, so a killed run
 resumes and a run that adds a scorer or a benchmark recomputes nothing already known.
 """
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from flr.cache import ScoreCache, score_with_cache, text_key
 from flr.data import read_records, write_json, write_jsonl
+from flr.debias import DEBIAS_HELP, check_mode, debias
 from flr.errors import FLRError
 from flr.eval.benchmarks import (
     BENCHMARKS,
@@ -25,6 +27,7 @@ from flr.eval.benchmarks import (
     load_targets,
     resolve_data_dir,
 )
+from flr.eval.browser import pair_browser
 from flr.eval.metrics import (
     length_control_report,
     length_matched,
@@ -94,9 +97,28 @@ class EvalConfig:
         },
     )
 
+    length_debias: str = field(
+        default="none",
+        metadata={
+            "help": "Evaluate length-debiased rewards of every scorer but length, fitted per benchmark over its "
+            "responses: " + DEBIAS_HELP,
+            "choices": ["none", "batch", "prompt"],
+        },
+    )
+    html_pairs: int = field(
+        default=500,
+        metadata={
+            "help": "Pairs in report.html's pair browser, at most (taken in turn from each pairwise benchmark; the "
+            "page says when it holds fewer than the run scored). 0: no browser."
+        },
+    )
+
     def __post_init__(self):
         if self.limit is not None and self.limit < 1:
             raise FLRError(f"--limit must be at least 1, got {self.limit}")
+        check_mode(self.length_debias)
+        if self.html_pairs < 0:
+            raise FLRError(f"--html-pairs must be at least 0, got {self.html_pairs}")
         if not self.length_ratio > 1:
             raise FLRError(f"--length-ratio must be greater than 1, got {self.length_ratio}")
         if self.length_unit not in ("chars", "tokens"):
@@ -222,6 +244,21 @@ def evaluate_benchmark(
     return rows, metrics
 
 
+def debiased(table: dict, requests: list[tuple], mode: str, length_of) -> dict:
+    """``table`` (text key -> ScoreResult) with each reward replaced by its length-debiased value
+    (:func:`flr.debias.debias`) fitted over this benchmark's responses."""
+    from dataclasses import replace
+
+    keys = [k for k, _ in requests]
+    values, _ = debias(
+        [table[k].reward for k in keys],
+        [length_of(r) for _, (_, r) in requests],
+        mode,
+        [text_key(p, "") for _, (p, _) in requests],
+    )
+    return {**table, **{k: replace(table[k], reward=float(v)) for k, v in zip(keys, values)}}
+
+
 def pooled_length_control(rows_by_benchmark: dict[str, list[dict]], scorers, ratio: float, seed: int = 0) -> dict:
     """Length-controlled metrics of each scorer over the pairs of all pairwise benchmarks together."""
     rows = [r for rows in rows_by_benchmark.values() for r in rows]
@@ -269,6 +306,7 @@ def run_eval(
     cache = ScoreCache(config.cache)
     results = {}
     pairwise_rows = {}
+    browsed, browser = {}, None  # pairwise benchmarks' records and rows, for report.html's pair browser
     length_of = length_of or len
     try:
         for name in [b.strip() for b in config.benchmarks.split(",") if b.strip()]:
@@ -282,6 +320,11 @@ def run_eval(
             if label in results:
                 raise FLRError(f"benchmark '{name}' is given twice")
             scores = {s: score_with_cache(scorer, requests, cache, f"{label} [{s}]") for s, scorer in scorers.items()}
+            if config.length_debias != "none":
+                scores = {  # the length baseline stays itself: debiased, nothing would be left
+                    s: t if s == "length" else debiased(t, requests, config.length_debias, length_of)
+                    for s, t in scores.items()
+                }
             targets = load_targets(name, config.data_dir) if kind == "system" else None
             rows, metrics = evaluate_benchmark(
                 kind, records, scores, targets, seed=config.seed, length_ratio=config.length_ratio, length_of=length_of
@@ -289,11 +332,21 @@ def run_eval(
             write_jsonl(out / f"{label}.jsonl", rows)
             if kind == "pairwise":
                 pairwise_rows[label] = rows
+                browsed[label] = (records, rows)
             if config.rewardbench and kind == "pairwise":
                 write_rewardbench(out / "rewardbench" / label, rows, metrics, scorers)
             results[label] = {"kind": kind, "n": len(records), "source": name, "scorers": metrics}
             if targets is not None:
                 results[label]["targets"] = targets
+        if browsed and config.html_pairs:  # while the cache is open: FLR's explanations come from it
+            browser = pair_browser(
+                browsed,
+                scorers,
+                cache,
+                limit=config.html_pairs,
+                length_ratio=config.length_ratio,
+                length_unit=config.length_unit,
+            )
     finally:
         for scorer in scorers.values():
             if hasattr(scorer, "attach_cache"):
@@ -317,9 +370,11 @@ def run_eval(
         **(extra or {}),
     }
     summary = write_summary(out, summary, config, *configs)
+    from flr.eval.html import eval_page
     from flr.eval.report import write_report
 
     write_report(out, [summary])
+    eval_page(out, summary, browser)
     return summary
 
 

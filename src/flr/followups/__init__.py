@@ -13,7 +13,9 @@ The package ships ``default.yaml``; users may supply their own YAML/JSON file in
 or in the compact form ``{a: {positive: [...], negative: [...]}, ...}`` (no ``categories:`` key).
 
 An utterance is a string, or ``{text: ..., weight: w}`` in a *weighted* set (``flr followups fit`` writes one;
-weights go on every utterance or on none). A category's score is ``sum_pos w·s - sum_neg w·s`` over its
+weights go on every utterance or on none). ``flr followups fit --control-length`` also writes a top-level
+``length_coefficient``: the fitted weight of ``log(characters)`` in the reward's units, which the scorer adds only
+when asked (``--length-term``). A category's score is ``sum_pos w·s - sum_neg w·s`` over its
 follow-ups' scores ``s``; an unweighted set means ``w = 1/n`` per polarity (the paper's mean difference). Fitted
 weights may be negative: a "positive" follow-up that, in the data, marks worse responses.
 """
@@ -40,7 +42,7 @@ ALIASES = {"paper": "default"}
 DEFAULT_NAME = "selected"
 SCORER_FOLLOWUPS = "flr_followups.yaml"  # inside an adapter folder: the set its scorer was tuned with
 _POLARITIES = ("positive", "negative")
-_META_KEYS = ("name", "version", "description", "default_categories", "fit")
+_META_KEYS = ("name", "version", "description", "default_categories", "fit", "length_coefficient")
 _CATEGORY_KEYS = ("description", "positive", "negative")
 
 
@@ -64,6 +66,7 @@ class FollowUpSet:
     name: str
     categories: dict[str, Category]  # in file order (or selection order after select())
     default_categories: tuple[str, ...]
+    length_coefficient: float | None = None  # fitted with length as a covariate: reward units per log(character)
 
     def select(self, categories: Sequence[str] | str | None = None) -> FollowUpSet:
         """A set restricted to ``categories`` (in the order given; ``None`` -> the default categories).
@@ -93,6 +96,7 @@ class FollowUpSet:
             name=self.name,
             categories={n: self.categories[n] for n in chosen},
             default_categories=tuple(chosen),
+            length_coefficient=self.length_coefficient,
         )
 
     @property
@@ -120,13 +124,16 @@ class FollowUpSet:
     def fingerprint(self) -> str:
         """First 16 hex chars of the sha256 of the selected content (names, polarities, texts; order-sensitive).
 
-        Descriptions and the set's name do not count: two sets with the same utterances score identically.
+        Descriptions and the set's name do not count: two sets with the same utterances score identically. The
+        weights and a fitted length coefficient do.
         """
         content = [[c.name, list(c.positive), list(c.negative)] for c in self.categories.values()]
         if self.weighted:
             content.append(
                 [list(c.positive_weights or ()) + list(c.negative_weights or ()) for c in self.categories.values()]
             )
+        if self.length_coefficient is not None:  # absent from older sets: their fingerprints stay as they were
+            content.append(["length_coefficient", self.length_coefficient])
         blob = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
@@ -202,7 +209,24 @@ def _parse(text: str, *, label: str, json_format: bool, stem: str) -> FollowUpSe
     if len({c.positive_weights is None for c in categories.values()}) > 1:
         raise InputError("weights go on every follow-up of a set or on none", file=label, field="categories")
     defaults = _parse_defaults(data.get("default_categories"), categories, label)
-    return FollowUpSet(name=name.strip(), categories=categories, default_categories=defaults)
+    length = data.get("length_coefficient")
+    if length is not None and not _finite(length):
+        raise InputError(f"expected a finite number, got {_kind(length)}", file=label, field="length_coefficient")
+    return FollowUpSet(
+        name=name.strip(),
+        categories=categories,
+        default_categories=defaults,
+        length_coefficient=None if length is None else float(length),
+    )
+
+
+def _finite(value: Any) -> bool:
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, int | float)
+        and value == value
+        and abs(value) != float("inf")
+    )
 
 
 def _parse_category(name: str, body: Any, where: str, label: str, seen: dict[str, str]) -> Category:
@@ -263,12 +287,7 @@ def _weighted_item(item: Mapping, label: str, where: str) -> tuple[str, float]:
     text, weight = item.get("text"), item.get("weight")
     if not isinstance(text, str):
         raise InputError(f"expected a string, got {_kind(text)}", file=label, field=f"{where}.text")
-    if (
-        isinstance(weight, bool)
-        or not isinstance(weight, int | float)
-        or weight != weight
-        or abs(weight) == float("inf")
-    ):
+    if not _finite(weight):
         raise InputError(f"expected a finite number, got {_kind(weight)}", file=label, field=f"{where}.weight")
     return text, float(weight)
 
@@ -281,6 +300,8 @@ def dump_followups(fset: FollowUpSet, path: str | os.PathLike[str], *, extra: Ma
         return list(texts) if weights is None else [{"text": t, "weight": round(w, 6)} for t, w in zip(texts, weights)]
 
     data = {"name": fset.name, **(dict(extra) if extra else {}), "default_categories": list(fset.default_categories)}
+    if fset.length_coefficient is not None:
+        data["length_coefficient"] = round(fset.length_coefficient, 6)
     data["categories"] = {
         c.name: {
             **({"description": c.description} if c.description else {}),

@@ -160,6 +160,15 @@ class ScorerConfig:
         default="",
         metadata={"help": "The content-free response for --calibration pmi (default: the empty response)."},
     )
+    length_term: bool = field(
+        default=False,
+        metadata={
+            "help": "FLR with a set fitted by flr followups fit --control-length: add the fitted length term, reward += "
+            "length_coefficient * log(max(1, response characters)). With the set's categories at equal weights the "
+            "reward is then the fitted logistic model's logit (its margin between two responses is the fit's log-odds); "
+            "off: the follow-up weights alone, which learned what length does not."
+        },
+    )
     method: str = field(
         default="packed",
         metadata={

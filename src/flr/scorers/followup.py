@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from flr.followups import load_followups
@@ -25,6 +26,20 @@ def _tuned_set(model) -> str | None:
     folder = getattr(model, "flr_adapter_dir", None)
     path = Path(folder, SCORER_FOLLOWUPS) if folder else None
     return str(path) if path is not None and path.exists() else None
+
+
+def check_length_term(config: ScorerConfig, followups) -> float | None:
+    """The length coefficient ``--length-term`` adds (None when off); a set fitted without one is an error."""
+    from flr.errors import FLRError
+
+    if not config.length_term:
+        return None
+    if followups.length_coefficient is None:
+        raise FLRError(
+            f"--length-term needs a follow-up set fitted with flr followups fit --control-length; "
+            f"'{followups.name}' has no length_coefficient"
+        )
+    return followups.length_coefficient
 
 
 class FollowUpReward(LMScorer):
@@ -54,6 +69,7 @@ class FollowUpReward(LMScorer):
         if sum(weights) == 0:
             raise FLRError(f"--weights must not sum to zero, got {self.config.weights!r}")
         self.weights = dict(zip(names, weights))
+        self.length_coefficient = check_length_term(self.config, self.followups)
         self.reserve = min(FOLLOWUP_RESERVE, (self.config.max_length or 0) // 8)
         self.logprob_cache = None
 
@@ -65,6 +81,8 @@ class FollowUpReward(LMScorer):
         }
         if self.config.calibration != "none":
             out.update(calibration=self.config.calibration, content_free=self.config.content_free)
+        if self.length_coefficient:  # absent when off: older fingerprints stay valid
+            out["length_term"] = self.length_coefficient
         return out
 
     def raw_fingerprint(self) -> str:
@@ -129,7 +147,11 @@ class FollowUpReward(LMScorer):
             neutral = [{"prompt": p, "response": self.config.content_free} for p in prompts.values()]
             by_prompt = dict(zip(prompts, self.followup_values(neutral)))
             baselines = [by_prompt[text_key(r["prompt"], "")][1] for r in records]
-        return [self._aggregate(truncated, v, b) for (truncated, v), b in zip(values, baselines)]
+        results = [self._aggregate(truncated, v, b) for (truncated, v), b in zip(values, baselines)]
+        if self.length_coefficient:  # --length-term: the fitted length covariate, outside the categories
+            for r, res in zip(records, results):
+                res.reward += self.length_coefficient * math.log(max(1, len(r["response"])))
+        return results
 
     def _aggregate(self, truncated: bool, values: list[dict], baseline: list[dict] | None = None) -> ScoreResult:
         stat = self.config.statistic
