@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -180,16 +178,38 @@ def test_missing_arguments(tmp_path, capsys):
     assert "-o OUTPUT" in capsys.readouterr().err
 
 
-def count_lines(path) -> int:
-    try:
-        return path.read_bytes().count(b"\n")
-    except FileNotFoundError:
-        return 0
+def read_out_complete(path) -> list[dict]:
+    """The complete lines of an output a crash left behind."""
+    raw = path.read_text()
+    return [json.loads(line) for line in raw[: raw.rfind("\n") + 1].splitlines()]
 
 
-def test_kill_and_resume(tmp_path, tiny_model_dir):
-    """SIGKILL mid-run, a torn last line, a re-run: every record exactly once, in order, same values."""
-    n = 40
+# ``flr score`` in a subprocess that SIGKILLs itself half-way through writing output row N (argv[1]): N complete
+# rows and a torn one behind, at the same point on every run, however slow the machine
+KILLED_AT_ROW = """
+import json, os, signal, sys
+from flr.cli import main
+from flr.data import ResumableWriter
+
+real, left = ResumableWriter.write, int(sys.argv[1])
+
+def write(self, record):
+    global left
+    if left == 0:
+        self._file.write(json.dumps(record)[:25])
+        self._file.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+    left -= 1
+    real(self, record)
+
+ResumableWriter.write = write
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_kill_and_resume(tmp_path, tiny_model_dir, capsys):
+    """SIGKILL mid-write, leaving a torn last line, then a re-run: every record exactly once, in order, same values."""
+    n, killed_at = 40, 5
     rows = [
         {
             "id": i,
@@ -198,7 +218,7 @@ def test_kill_and_resume(tmp_path, tiny_model_dir):
         }
         for i in range(n)
     ]
-    rows[7] = dict(rows[3], id=7)  # a duplicate (same prompt and response) stays a separate record
+    rows[7] = dict(rows[3], id=7)  # a duplicate (same prompt and response) stays a separate record, across the kill
     src = write_jsonl(tmp_path / "in.jsonl", rows)
     out = tmp_path / "out.jsonl"
     followups = tmp_path / "followups.yaml"
@@ -207,39 +227,19 @@ def test_kill_and_resume(tmp_path, tiny_model_dir):
         "  negative: [That is wrong., 'Huh?', 'No, that is not what I asked.']\n"
     )
     flags = ["--model", str(tiny_model_dir), "--device", "cpu", "--batch-size", "1", "--followups", str(followups)]
-    log = (tmp_path / "log.txt").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "flr.cli", "score", str(src), "-o", str(out), *flags],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLED_AT_ROW, str(killed_at), "score", str(src), "-o", str(out), *flags],
+        capture_output=True,
+        text=True,
+        timeout=900,  # a bound for a hung run, not a window: the kill point is fixed by the row count
     )
-    try:
-        deadline = time.monotonic() + 900  # generous: a loaded 2-core machine loads the model slowly
-        while time.monotonic() < deadline:
-            lines = count_lines(out)
-            if 0 < lines < n:
-                os.kill(proc.pid, signal.SIGKILL)
-                break
-            if proc.poll() is not None:
-                pytest.fail(
-                    f"flr score ended (rc={proc.returncode}) before it could be killed: "
-                    + (tmp_path / "log.txt").read_text()[-2000:]
-                )
-            time.sleep(0.01)
-        else:
-            pytest.fail("no output within 900 s")
-        assert proc.wait(timeout=30) == -signal.SIGKILL
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        log.close()
-    killed_at = count_lines(out)
-    assert 0 < killed_at < n
-    with out.open("ab") as f:  # a torn write, as a crash during write() would leave
-        f.write(json.dumps({**rows[killed_at], "flr_reward": 0.5}).encode()[:25])
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    raw = out.read_bytes()
+    assert raw.count(b"\n") == killed_at and not raw.endswith(b"\n")  # complete rows, then a torn one
+    assert [r["id"] for r in read_out_complete(out)] == list(range(killed_at))
 
     assert main(["score", str(src), "-o", str(out), *flags]) == 0
+    assert f"{n - killed_at} scored, {killed_at} already done" in capsys.readouterr().out
     resumed = read_out(out)
     full_out = tmp_path / "full.jsonl"
     assert main(["score", str(src), "-o", str(full_out), *flags]) == 0

@@ -14,6 +14,7 @@ from flr.models import ModelConfig, load_model, weights_fingerprint
 from flr.scorers import FollowUpReward, ScorerConfig, build_scorer
 from flr.training import TrainConfig
 
+SIDES = ("chosen", "rejected")
 PAIRS = [
     {"prompt": "What is 2+2?", "chosen": "It is 4.", "rejected": "I like turtles."},
     {"prompt": [{"role": "user", "content": "Name a color."}], "chosen": "Blue.", "rejected": "No."},
@@ -161,18 +162,101 @@ def test_preference_tuning_raises_the_margin_and_scores_as_a_model(tiny_model_di
     assert scorer.followups.name == "flr-compact"
 
 
-def test_classifier_rm_trains_and_scores(tiny_model_dir, tmp_path):
+UNEVEN = "a:\n  positive: [Thanks!]\n  negative: [That is wrong., 'Huh?', 'No, that is not what I asked.']\n"
+TWO_CATEGORIES = UNEVEN + "b:\n  positive: ['Great, that helps.', Perfect.]\n  negative: ['What?']\n"
+
+
+@pytest.mark.parametrize("body, weights", [(UNEVEN, None), (TWO_CATEGORIES, "3,1")], ids=["uneven", "weighted"])
+def test_the_trained_reward_is_the_scored_reward(tiny_model_dir, tmp_path, body, weights):
+    """FLRTrainer's reward is FollowUpReward's: each follow-up weighted by its coefficient (1/len of its list), the
+    categories by --weights. A set whose positive and negative lists differ in length is the case that tells."""
+    import torch
+    from transformers import TrainingArguments
+
+    from flr.reward_training import FLRTrainer, RewardTuningConfig
+
+    path = tmp_path / "set.yaml"
+    path.write_text(body)
+    model, tokenizer = load_model(str(tiny_model_dir), device="cpu", dtype="float32")
+    config = ScorerConfig(followups=str(path), weights=weights, max_length=256)
+    tuning = RewardTuningConfig(followups_per_step=3, kl_coef=0.0)  # every follow-up, every step
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), use_cpu=True, report_to="none")
+    trainer = FLRTrainer(
+        model=model, args=args, processing_class=tokenizer, flr_config=config, tuning=tuning, beta=10.0
+    )
+    with torch.no_grad():
+        trainer.compute_loss(model, {"records": PAIRS})
+    scored = FollowUpReward(model, tokenizer, config).score(
+        [{"prompt": p["prompt"], "response": p[s]} for p in PAIRS for s in ("chosen", "rejected")]
+    )
+    rewards = [r.reward for r in scored]
+    margin = (rewards[0] - rewards[1] + rewards[2] - rewards[3]) / 2
+    assert trainer.stats["rewards/margins"] == [pytest.approx(margin, abs=1e-4)]
+    assert abs(margin) > 1e-3  # the comparison has something to tell apart
+    assert trainer.stats["rewards/chosen"] == [pytest.approx((rewards[0] + rewards[2]) / 2, abs=1e-4)]
+    assert trainer.stats["rewards/rejected"] == [pytest.approx((rewards[1] + rewards[3]) / 2, abs=1e-4)]
+
+
+@pytest.mark.parametrize("per_list", [1, 2, 3])
+def test_a_sampled_subset_estimates_the_full_reward_without_bias(tmp_path, per_list):
+    """--followups-per-step below a list's length: the subset's reward, averaged over every equally likely draw,
+    is the full set's reward (exactly, not by sampling); with every follow-up drawn it is the full reward."""
+    import itertools
+    import random
+
+    from flr.scorers.followup import followup_reward, sample_followups
+
+    path = tmp_path / "set.yaml"
+    path.write_text(TWO_CATEGORIES)
+    fset = load_followups(str(path))
+    values = [-1.0, -2.0, -4.0, -7.0, -0.5, -3.0, -6.0]  # one per follow-up, in fset.utterances order
+    weights = {"a": 3.0, "b": 1.0}
+    full, _ = followup_reward(values, fset.utterances, fset.coefficients, weights)
+
+    class Draw:  # an rng whose sample() returns one planned draw per list
+        def __init__(self, picks):
+            self.picks = iter(picks)
+
+        def sample(self, population, k):
+            return list(next(self.picks))
+
+    lengths = [len(texts) for c in fset.categories.values() for texts in (c.positive, c.negative)]  # 1, 3, 2, 1
+    outcomes = list(itertools.product(*(itertools.combinations(range(n), min(per_list, n)) for n in lengths)))
+    rewards = []
+    for picks in outcomes:
+        indices, coefficients = sample_followups(fset, per_list, Draw(picks))
+        chosen = [fset.utterances[i] for i in indices]
+        rewards.append(followup_reward([values[i] for i in indices], chosen, coefficients, weights)[0])
+    assert np.mean(rewards) == pytest.approx(full, abs=1e-12)
+    assert (np.ptp(rewards) > 0.1) == (per_list < 3)  # a subset's reward varies; the whole set's does not
+    indices, coefficients = sample_followups(fset, per_list, random.Random(0))  # the real draw: a valid subset
+    assert len(indices) == sum(min(per_list, n) for n in lengths) == len(set(indices))
+
+
+def test_classifier_rm_learns_the_direction_of_the_pairs(tiny_model_dir, tmp_path):
+    """The RM trained on the pairs ranks their chosen responses higher than the RM trained, from the same start, on
+    the same pairs with chosen and rejected swapped: an RM trained backwards fails this."""
+    import torch
+
     from flr.reward_training import train_rm
 
-    data = _write(tmp_path / "pairs.jsonl", PAIRS * 2)
-    out = tmp_path / "rm"
-    cfg = TrainConfig(
-        data=data, output_dir=str(out), max_steps=4, per_device_train_batch_size=2, learning_rate=1e-2,
-        max_length=128, resume_from_checkpoint="none",
-    )  # fmt: skip
-    summary = train_rm(cfg, ModelConfig(model=str(tiny_model_dir), device="cpu"), max_length=128)
-    assert summary["steps"] == 4 and (out / "adapter_config.json").exists()
-    scorer = build_scorer(f"rm:{out}", config=ScorerConfig(max_length=128))
+    def train(name, pairs):
+        out = tmp_path / name
+        cfg = TrainConfig(
+            data=_write(tmp_path / f"{name}.jsonl", pairs * 2), output_dir=str(out), max_steps=4,
+            per_device_train_batch_size=2, learning_rate=1e-2, max_length=128, resume_from_checkpoint="none",
+        )  # fmt: skip
+        torch.manual_seed(0)  # the fresh score head: the same start for both runs
+        summary = train_rm(cfg, ModelConfig(model=str(tiny_model_dir), device="cpu"), max_length=128)
+        assert summary["steps"] == 4 and (out / "adapter_config.json").exists()
+        scorer = build_scorer(f"rm:{out}", config=ScorerConfig(max_length=128))
+        r = [x.reward for x in scorer.score([{"prompt": p["prompt"], "response": p[s]} for p in PAIRS for s in SIDES])]
+        return scorer, [r[0] - r[1], r[2] - r[3]]  # margins on the (unswapped) training pairs
+
+    scorer, forward = train("rm", PAIRS)
+    _, backward = train("rm-swapped", [dict(p, chosen=p["rejected"], rejected=p["chosen"]) for p in PAIRS])
+    assert all(f > b + 0.05 for f, b in zip(forward, backward)), (forward, backward)
+    assert np.mean(forward) > 0 > np.mean(backward)
     long = {"prompt": "word " * 400, "response": "Short answer."}
     results = scorer.score([{"prompt": "What is 2+2?", "response": "It is 4."}, long])
     assert all(np.isfinite(r.reward) for r in results)

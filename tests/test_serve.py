@@ -136,30 +136,64 @@ def test_verl_compute_score_calls_the_service(scorer, monkeypatch):
         rl.compute_score("any", "Hi", None, {})
 
 
-def test_concurrent_requests_are_micro_batched_with_identical_results(scorer):
+def test_concurrent_requests_are_micro_batched_with_identical_results(scorer, monkeypatch):
+    """The first scoring call is held until every request has queued its records, so the calls after it take full
+    batches across requests, whatever order the event loop ran them in; each record is scored exactly once, and
+    each request gets what it would get alone."""
     pytest.importorskip("fastapi")
     import asyncio
+    import threading
 
     import httpx
 
     from flr.serve import ServiceLimits, create_app
 
-    app = create_app(scorer, limits=ServiceLimits(chunk_records=2, batch_records=16, micro_batch="on"))
+    app = create_app(scorer, limits=ServiceLimits(chunk_records=2, batch_records=4, micro_batch="on"))
     requests = [
         [{"prompt": f"What is {i} + {i}?", "response": r} for r in (f"{2 * i}.", "A fish.")[: 1 + i % 2]]
         for i in range(12)
     ]
+    total = sum(len(r) for r in requests)  # 18 records, one chunk (of 1 or 2) per request
+    owner = {(r["prompt"], r["response"]): i for i, records in enumerate(requests) for r in records}
+    calls, started, release = [], threading.Event(), threading.Event()
+    score = scorer.score
+
+    def held_score(records, **kwargs):  # runs in the worker's thread
+        calls.append([(r["prompt"], r["response"]) for r in records])
+        started.set()
+        assert release.wait(timeout=600), "the test never released the first scoring call"
+        return score(records, **kwargs)
+
+    monkeypatch.setattr(scorer, "score", held_score)
 
     async def load():
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://flr") as client:
-            replies = await asyncio.gather(*(client.post("/score", json={"records": r}) for r in requests))
+            posts = [asyncio.ensure_future(client.post("/score", json={"records": r})) for r in requests]
+            assert await asyncio.to_thread(started.wait, 600), "no scoring call"
+            queue = app.state.batcher.queue
+            for _ in range(100_000):  # event-loop turns, not time: the requests are handled on this loop
+                if len(calls[0]) + queue.qsize() == total:
+                    break
+                await asyncio.sleep(0)
+            else:
+                pytest.fail(f"records never all queued: {len(calls[0])} held, {queue.qsize()} queued")
+            release.set()
+            replies = await asyncio.gather(*posts)
             health = (await client.get("/health")).json()
         return replies, health
 
-    replies, health = asyncio.run(load())
+    try:
+        replies, health = asyncio.run(load())
+    finally:
+        release.set()
     assert all(reply.status_code == 200 for reply in replies)  # no request lost
     for records, reply in zip(requests, replies):
-        alone = [r.reward for r in scorer.score(records)]
+        alone = [r.reward for r in score(records)]
         assert reply.json()["rewards"] == pytest.approx(alone, abs=1e-5)  # as if scored alone
-    assert health["scoring_calls"] < len(requests)  # requests shared scoring calls
+    assert sorted(x for c in calls for x in c) == sorted(owner)  # every record scored once, none twice
+    assert 1 <= len(calls[0]) <= 4  # what the worker found queued when it started: depends on the schedule
+    rest = total - len(calls[0])  # queued while the first call was held: from here on the schedule does not matter
+    # full batches of 4, so across requests (each has 1 or 2 records): a batcher that does not merge fails here
+    assert [len(c) for c in calls[1:]] == [4] * (rest // 4) + ([rest % 4] if rest % 4 else [])
+    assert health["scoring_calls"] == len(calls) < len(requests)

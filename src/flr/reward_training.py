@@ -5,9 +5,10 @@ Preference-tuned FLR trains LoRA adapters on the follow-up LM so that the FLR ma
 ``r(x, chosen) - r(x, rejected)`` grows: loss ``-log sigmoid(beta * margin)``, with ``r`` computed by the packed
 kernel with gradients (teacher-forced follow-up log-probs, the same rendering and spans the scorer reads). Each
 step scores a random subset of the follow-ups (``--followups-per-step`` per category and polarity, the same subset
-for both sides of a pair); scoring afterwards uses the full set. A KL term keeps the follow-up distribution after
-a content-free response where the base model had it (``--kl-coef``), so the tuned model still reads follow-ups as a
-language model and does not learn a fixed bias towards positive follow-ups.
+for both sides of a pair), aggregated as the scorer aggregates them and rescaled so that the step's reward is an
+unbiased estimate of the full set's; scoring afterwards uses the full set. A KL term keeps the follow-up
+distribution after a content-free response where the base model had it (``--kl-coef``), so the tuned model still
+reads follow-ups as a language model and does not learn a fixed bias towards positive follow-ups.
 
 Both save a LoRA adapter at the root of ``output_dir`` (a model spec for every flr command: ``--model DIR`` for
 FLR, ``--scorers rm:DIR`` for the classifier), keep HF Trainer checkpoints (adapter, optimizer, scheduler, RNG) in
@@ -23,13 +24,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from transformers import Trainer
 
 from flr.chat import ChatRenderer
 from flr.errors import FLRError
 from flr.followups import SCORER_FOLLOWUPS, dump_followups
 from flr.models import ModelConfig, load_model
 from flr.scorers.baselines import classifier_ids, load_classifier
-from flr.scorers.followup import ScorerConfig
+from flr.scorers.followup import (
+    FOLLOWUP_RESERVE,
+    ScorerConfig,
+    category_weights,
+    followup_reward,
+    sample_followups,
+)
 from flr.training import TrainConfig, checkpointing_kwargs, lora_config, quiet_renames, run_trainer
 
 logger = logging.getLogger(__name__)
@@ -141,91 +149,91 @@ class _ListDataset(torch.utils.data.Dataset):
         return self.rows[i]
 
 
-def _make_flr_trainer_class():
-    from transformers import Trainer
+class FLRTrainer(Trainer):
+    """A Trainer whose loss is the FLR pairwise loss (plus the KL term); logs rewards, margins, accuracy and KL.
 
-    class FLRTrainer(Trainer):
-        """A Trainer whose loss is the FLR pairwise loss (plus the KL term); logs margins, accuracy and KL."""
+    The reward is :func:`flr.scorers.followup.followup_reward`, the scorer's own aggregation (coefficients, category
+    weights, statistic), on the follow-ups :func:`~flr.scorers.followup.sample_followups` draws for the step: with
+    every follow-up drawn it is the reward ``FollowUpReward`` scores, otherwise an unbiased estimate of it.
+    Calibration and the length term are not part of the tuned reward.
+    """
 
-        def __init__(self, *args, flr_config: ScorerConfig, tuning: RewardTuningConfig, beta: float, **kwargs):
-            super().__init__(*args, **kwargs)
-            from flr.followups import load_followups
+    def __init__(self, *args, flr_config: ScorerConfig, tuning: RewardTuningConfig, beta: float, **kwargs):
+        super().__init__(*args, **kwargs)
+        from flr.followups import load_followups
 
-            self.fset = load_followups(flr_config.followups).select(flr_config.categories)
-            self.flr_config, self.tuning, self.beta = flr_config, tuning, beta
-            self.renderer = ChatRenderer(
-                self.processing_class, include_eot=flr_config.include_eot, max_length=flr_config.max_length
-            )
-            self.stats: dict[str, list[float]] = defaultdict(list)
+        if flr_config.calibration != "none" or flr_config.length_term:
+            raise FLRError("flr train flr tunes the plain FLR reward: no calibration or length term")
+        self.fset = load_followups(flr_config.followups).select(flr_config.categories)
+        self.weights = category_weights(flr_config.weights, list(self.fset.categories))
+        self.flr_config, self.tuning, self.beta = flr_config, tuning, beta
+        self.renderer = ChatRenderer(
+            self.processing_class, include_eot=flr_config.include_eot, max_length=flr_config.max_length
+        )
+        self.stats: dict[str, list[float]] = defaultdict(list)
 
-        def _sample_followups(self) -> list[tuple[str, str, str]]:
-            rng = random.Random(self.args.seed * 1_000_003 + self.state.global_step)
-            picked = []
-            for cat in self.fset.categories.values():
-                for polarity, texts in (("positive", cat.positive), ("negative", cat.negative)):
-                    k = min(self.tuning.followups_per_step, len(texts))
-                    picked += [(cat.name, polarity, t) for t in rng.sample(list(texts), k)]
-            return picked
+    def _sample_followups(self) -> tuple[list[tuple[str, str, str]], list[float]]:
+        """This step's follow-ups (the same for every record of the step) and their rescaled coefficients."""
+        rng = random.Random(self.args.seed * 1_000_003 + self.state.global_step)
+        indices, coefficients = sample_followups(self.fset, self.tuning.followups_per_step, rng)
+        utterances = self.fset.utterances
+        return [utterances[i] for i in indices], coefficients
 
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            from flr.logprobs import packed_hidden, scaled_logits
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        from flr.logprobs import packed_hidden, scaled_logits
 
-            records = inputs["records"]
-            followups = self._sample_followups()
-            texts = [t for _, _, t in followups]
-            reserve = min(64, self.flr_config.max_length // 8)
-            items = []
-            for r in records:
-                for side in ("chosen", "rejected"):
-                    items.append(self.renderer.followup_item(r["prompt"], r[side], texts, reserve=reserve))
-            n_scored = len(items)
-            if self.tuning.kl_coef > 0:
-                items += [
-                    self.renderer.followup_item(r["prompt"], self.tuning.content_free, texts, reserve=reserve)
-                    for r in records
-                ]
-            hidden, targets, where, (head, lm) = packed_hidden(model, items)
-            logits = scaled_logits(lm, head(hidden).float())
-            token_lp = logits.gather(-1, targets[:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
-            # per (item, follow-up) statistic, then the FLR reward of each item on this step's follow-ups
-            values = torch.zeros(len(items), len(texts), device=hidden.device)
-            start = 0
-            kl_rows = []
-            for item, k, count in where:
-                part = token_lp[start : start + count]
-                values[item, k] = part.mean() if self.flr_config.statistic == "mean" else part.sum()
-                if item >= n_scored:
-                    kl_rows.append(torch.arange(start, start + count, device=hidden.device))
-                start += count
-            sign = (
-                torch.tensor([1.0 if p == "positive" else -1.0 for _, p, _ in followups], device=hidden.device)
-                / self.tuning.followups_per_step
-            )
-            n_cats = len(self.fset.categories)
-            rewards = (values[:n_scored] * sign).sum(-1) / n_cats
-            margins = rewards[0::2] - rewards[1::2]
-            loss = -torch.nn.functional.logsigmoid(self.beta * margins).mean()
-            self.stats["rewards/margins"].append(margins.mean().item())
-            self.stats["rewards/accuracies"].append((margins > 0).float().mean().item())
-            if kl_rows:
-                rows = torch.cat(kl_rows)
-                tuned = torch.log_softmax(logits[rows], dim=-1)
-                with torch.no_grad(), model.disable_adapter():
-                    base_hidden, _, _, _ = packed_hidden(model, items[n_scored:])
-                    base = torch.log_softmax(scaled_logits(lm, head(base_hidden).float()), dim=-1)
-                kl = (base.exp() * (base - tuned)).sum(-1).mean()
-                loss = loss + self.tuning.kl_coef * kl
-                self.stats["kl"].append(kl.item())
-            return loss
+        records = inputs["records"]
+        followups, coefficients = self._sample_followups()
+        texts = [t for _, _, t in followups]
+        reserve = min(FOLLOWUP_RESERVE, self.flr_config.max_length // 8)
+        items = []
+        for r in records:
+            for side in ("chosen", "rejected"):
+                items.append(self.renderer.followup_item(r["prompt"], r[side], texts, reserve=reserve))
+        n_scored = len(items)
+        if self.tuning.kl_coef > 0:
+            items += [
+                self.renderer.followup_item(r["prompt"], self.tuning.content_free, texts, reserve=reserve)
+                for r in records
+            ]
+        hidden, targets, where, (head, lm) = packed_hidden(model, items)
+        logits = scaled_logits(lm, head(hidden).float())
+        token_lp = logits.gather(-1, targets[:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+        # per (item, follow-up) statistic, then the FLR reward of each item on this step's follow-ups
+        values = torch.zeros(len(items), len(texts), device=hidden.device)
+        start = 0
+        kl_rows = []
+        for item, k, count in where:
+            part = token_lp[start : start + count]
+            values[item, k] = part.mean() if self.flr_config.statistic == "mean" else part.sum()
+            if item >= n_scored:
+                kl_rows.append(torch.arange(start, start + count, device=hidden.device))
+            start += count
+        rewards, _ = followup_reward(values[:n_scored].unbind(-1), followups, coefficients, self.weights)
+        chosen, rejected = rewards[0::2], rewards[1::2]
+        margins = chosen - rejected
+        loss = -torch.nn.functional.logsigmoid(self.beta * margins).mean()
+        self.stats["rewards/chosen"].append(chosen.mean().item())
+        self.stats["rewards/rejected"].append(rejected.mean().item())
+        self.stats["rewards/margins"].append(margins.mean().item())
+        self.stats["rewards/accuracies"].append((margins > 0).float().mean().item())
+        if kl_rows:
+            rows = torch.cat(kl_rows)
+            tuned = torch.log_softmax(logits[rows], dim=-1)
+            with torch.no_grad(), model.disable_adapter():
+                base_hidden, _, _, _ = packed_hidden(model, items[n_scored:])
+                base = torch.log_softmax(scaled_logits(lm, head(base_hidden).float()), dim=-1)
+            kl = (base.exp() * (base - tuned)).sum(-1).mean()
+            loss = loss + self.tuning.kl_coef * kl
+            self.stats["kl"].append(kl.item())
+        return loss
 
-        def log(self, logs: dict, *args, **kwargs) -> None:
-            for key, values in self.stats.items():
-                if values:
-                    logs[key] = sum(values) / len(values)
-            self.stats.clear()
-            super().log(logs, *args, **kwargs)
-
-    return FLRTrainer
+    def log(self, logs: dict, *args, **kwargs) -> None:
+        for key, values in self.stats.items():
+            if values:
+                logs[key] = sum(values) / len(values)
+        self.stats.clear()
+        super().log(logs, *args, **kwargs)
 
 
 def _trainer_args(cfg: TrainConfig, method: str, device, **extra):
@@ -290,8 +298,7 @@ def train_flr(
         raise FLRError("the model already carries a PEFT adapter: train from its base model (or merge it first)")
     device = next(model.parameters()).device
     model = get_peft_model(model, _layers_config(cfg, model, tuning.lora_layers, "CAUSAL_LM"))
-    trainer_cls = _make_flr_trainer_class()
-    trainer = trainer_cls(
+    trainer = FLRTrainer(
         model=model,
         args=_trainer_args(cfg, "flr", device),
         train_dataset=_ListDataset(records),

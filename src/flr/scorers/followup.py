@@ -42,6 +42,60 @@ def check_length_term(config: ScorerConfig, followups) -> float | None:
     return followups.length_coefficient
 
 
+def category_weights(weights: str | None, names: list[str]) -> dict[str, float]:
+    """``--weights`` (comma-separated, in category order; None: equal) as ``{category: weight}``."""
+    from flr.errors import FLRError
+
+    try:
+        values = [float(w) for w in weights.split(",")] if weights else [1.0] * len(names)
+    except ValueError:
+        raise FLRError(f"--weights must be comma-separated numbers, got {weights!r}") from None
+    if len(values) != len(names):
+        raise FLRError(f"--weights has {len(values)} values for {len(names)} categories {names}")
+    if sum(values) == 0:
+        raise FLRError(f"--weights must not sum to zero, got {weights!r}")
+    return dict(zip(names, values))
+
+
+def followup_reward(values: Sequence, utterances: Sequence[tuple[str, str, str]], coefficients, weights: dict):
+    """FLR's aggregation, the one place it is written: per category ``sum_pos c*v - sum_neg c*v``, then the
+    ``weights``-weighted mean over categories. Returns ``(reward, {category: score})``.
+
+    ``values[j]`` is follow-up ``j``'s statistic, aligned with ``utterances`` (``(category, polarity, text)``) and
+    ``coefficients`` (:attr:`FollowUpSet.coefficients`: 1/len of its list in an unweighted set). A value may be a
+    float (the scorer) or a tensor, e.g. one entry per item (the trainer, with gradients): only + and * are used.
+    """
+    categories = dict.fromkeys(weights, 0.0)
+    for (category, polarity, _), coef, value in zip(utterances, coefficients, values, strict=True):
+        categories[category] = categories[category] + (coef if polarity == "positive" else -coef) * value
+    total = sum(weights.values())
+    reward = sum(weights[c] * s for c, s in categories.items()) / total
+    return reward, categories
+
+
+def sample_followups(followups, per_list: int, rng) -> tuple[list[int], list[float]]:
+    """A random subset of ``followups`` (a :class:`FollowUpSet`) for :func:`followup_reward`: ``per_list`` follow-ups
+    of each category's positive and of its negative list (the whole list when shorter), as ``(indices into
+    followups.utterances, their coefficients)``.
+
+    Each coefficient is scaled by ``n / k`` (``n`` follow-ups in its list, ``k`` drawn). Every follow-up of a list is
+    drawn with probability ``k / n``, so the expectation of the subset's reward equals the full set's reward (and it
+    is that reward when ``k == n``); in an unweighted set the scaled coefficient is ``1 / k``, the subset's mean.
+    """
+    coefficients = followups.coefficients
+    indices, scaled = [], []
+    start = 0
+    for cat in followups.categories.values():
+        for texts in (cat.positive, cat.negative):
+            n = len(texts)
+            k = min(per_list, n)
+            for j in rng.sample(range(n), k):
+                indices.append(start + j)
+                scaled.append(coefficients[start + j] * n / k)
+            start += n
+    return indices, scaled
+
+
 class FollowUpReward(LMScorer):
     """Reward = weighted mean over categories of (weighted positive follow-up scores - weighted negative ones).
 
@@ -54,21 +108,10 @@ class FollowUpReward(LMScorer):
 
     def __init__(self, model, tokenizer, config: ScorerConfig | None = None, *, model_name: str | None = None):
         super().__init__(model, tokenizer, config or ScorerConfig(), model_name=model_name)
-        from flr.errors import FLRError
-
         self.followups = load_followups(self.config.followups or _tuned_set(model)).select(self.config.categories)
         self.utterances = self.followups.utterances
         self.coefficients = self.followups.coefficients
-        names = list(self.followups.categories)
-        try:
-            weights = [float(w) for w in self.config.weights.split(",")] if self.config.weights else [1.0] * len(names)
-        except ValueError:
-            raise FLRError(f"--weights must be comma-separated numbers, got {self.config.weights!r}") from None
-        if len(weights) != len(names):
-            raise FLRError(f"--weights has {len(weights)} values for {len(names)} categories {names}")
-        if sum(weights) == 0:
-            raise FLRError(f"--weights must not sum to zero, got {self.config.weights!r}")
-        self.weights = dict(zip(names, weights))
+        self.weights = category_weights(self.config.weights, list(self.followups.categories))
         self.length_coefficient = check_length_term(self.config, self.followups)
         self.reserve = min(FOLLOWUP_RESERVE, (self.config.max_length or 0) // 8)
         self.logprob_cache = None
@@ -155,11 +198,10 @@ class FollowUpReward(LMScorer):
 
     def _aggregate(self, truncated: bool, values: list[dict], baseline: list[dict] | None = None) -> ScoreResult:
         stat = self.config.statistic
-        categories = dict.fromkeys(self.weights, 0.0)
+        scores = [v[stat] - (baseline[i][stat] if baseline is not None else 0.0) for i, v in enumerate(values)]
+        reward, categories = followup_reward(scores, self.utterances, self.coefficients, self.weights)
         details = []
-        for i, ((category, polarity, text), coef, v) in enumerate(zip(self.utterances, self.coefficients, values)):
-            value = v[stat] - (baseline[i][stat] if baseline is not None else 0.0)
-            categories[category] += coef * value if polarity == "positive" else -coef * value
+        for (category, polarity, text), v, value in zip(self.utterances, values, scores):
             detail = {
                 "category": category,
                 "polarity": polarity,
@@ -171,6 +213,4 @@ class FollowUpReward(LMScorer):
             if baseline is not None:
                 detail["calibrated"] = value
             details.append(detail)
-        total = sum(self.weights.values())
-        reward = sum(self.weights[c] * s for c, s in categories.items()) / total
         return ScoreResult(reward=reward, categories=categories, truncated=truncated, details=details)
