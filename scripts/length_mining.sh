@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Plain vs length-banded mining on the tiny pipeline (docs/RESULTS.md §2): the same 160 candidates (256 new
+# Plain vs length-banded mining on the tiny pipeline (docs/RESULTS.md §2): the same 96 candidates (24 prompts x 4, 256 new
 # tokens), scored once; each variant trains its own LoRA DPO policy and is compared with the base.
 #   bash scripts/length_mining.sh          # 2 CPU cores: about 25 minutes alone
 set -euo pipefail

@@ -68,7 +68,7 @@ def test_details(tmp_path, small_input, tiny_model_dir):
     assert len(rows) == 2
     for row in rows:
         details = row["flr_details"]
-        assert len(details) == 12  # the default set
+        assert len(details) == 60  # the default set: the paper's 60
         assert {"category", "polarity", "text", "logprob_mean", "logprob_sum", "tokens"} <= set(details[0])
         understanding = [d["logprob_mean"] for d in details if d["category"] == "understanding"]
         pos = [d["logprob_mean"] for d in details if d["category"] == "understanding" and d["polarity"] == "positive"]

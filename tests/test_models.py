@@ -226,7 +226,7 @@ def test_embedded_default_model(request):
         ),
         ("What is 12 times 11?", "12 times 11 is 132."),
     ]
-    # the paper's 60 follow-ups: the default 12 (`selected`) rank the Python pair the other way (-0.895 vs -0.878)
+    # the paper's 60 follow-ups: the 12 of `selected` rank the Python pair the other way (-0.895 vs -0.878)
     scorer = FollowUpReward(model, tokenizer, ScorerConfig(followups="paper"))
     records = [{"prompt": p, "response": r} for p, good in pairs for r in (good, "I like turtles.")]
     results = scorer.score(records)

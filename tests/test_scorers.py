@@ -55,11 +55,11 @@ def test_default_aggregation(flr_default):
     assert isinstance(scorer, Scorer)
     assert list(scorer.weights) == list(CATEGORIES)
     for res in results:
-        assert len(res.details) == 12  # flr's default set: selected
+        assert len(res.details) == 60  # flr's default set: the paper's 60
         assert list(res.categories) == list(CATEGORIES)
         for c in CATEGORIES:
-            assert sum(d["category"] == c and d["polarity"] == "positive" for d in res.details) == 2
-            assert sum(d["category"] == c and d["polarity"] == "negative" for d in res.details) == 2
+            assert sum(d["category"] == c and d["polarity"] == "positive" for d in res.details) == 10
+            assert sum(d["category"] == c and d["polarity"] == "negative" for d in res.details) == 10
         for d in res.details:
             assert d["tokens"] > 0
             assert d["logprob_mean"] == pytest.approx(d["logprob_sum"] / d["tokens"], rel=1e-5)
@@ -122,7 +122,7 @@ def test_categories_subset(tiny, flr_default):
     scorer = FollowUpReward(model, tokenizer, ScorerConfig(categories="engagingness"))
     for res, base in zip(scorer.score(RECORDS), full):
         assert list(res.categories) == ["engagingness"]
-        assert len(res.details) == 4 and {d["category"] for d in res.details} == {"engagingness"}
+        assert len(res.details) == 20 and {d["category"] for d in res.details} == {"engagingness"}
         assert res.reward == pytest.approx(base.categories["engagingness"], abs=1e-5)
     with pytest.raises(FLRError, match="unknown follow-up category"):
         FollowUpReward(model, tokenizer, ScorerConfig(categories="nope"))

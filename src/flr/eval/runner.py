@@ -356,7 +356,14 @@ def run_eval(
     summary = {
         "model": model_name,
         "scorers": {s: scorer.describe() for s, scorer in scorers.items()},
-        "followups": next((s.followups.name for s in scorers.values() if hasattr(s, "followups")), None),
+        "followups": next(  # the set as the user named it (a preset or a file), else its own name
+            (
+                getattr(s.config, "followups", None) or s.followups.name
+                for s in scorers.values()
+                if hasattr(s, "followups")
+            ),
+            None,
+        ),
         "data_dir": str(resolve_data_dir(config.data_dir)) if registered else None,
         "results": results,
         "length_control": {

@@ -39,7 +39,7 @@ __all__ = ["Category", "FollowUpSet", "load_followups", "dump_followups", "DEFAU
 # 2 + 2 per category ("compact"), and the 12 selected on a training pool ("selected")
 PACKAGED = ("default", "compact", "selected")
 ALIASES = {"paper": "default"}
-DEFAULT_NAME = "selected"
+DEFAULT_NAME = "default"  # the paper's 60: re-judged on length-matched pairs (docs/RESULTS.md)
 SCORER_FOLLOWUPS = "flr_followups.yaml"  # inside an adapter folder: the set its scorer was tuned with
 _POLARITIES = ("positive", "negative")
 _META_KEYS = ("name", "version", "description", "default_categories", "fit", "length_coefficient")
@@ -139,7 +139,7 @@ class FollowUpSet:
 
 
 def load_followups(path: str | os.PathLike[str] | None = None) -> FollowUpSet:
-    """Load a follow-up set: ``None`` (flr's default: ``selected``), a packaged name (``selected``, ``compact``,
+    """Load a follow-up set: ``None`` (flr's default: the paper's 60), a packaged name (``selected``, ``compact``,
     ``paper`` = ``default``: the paper's 60), or a .yaml/.yml/.json file."""
     if path is None:
         path = DEFAULT_NAME
