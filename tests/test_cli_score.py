@@ -73,8 +73,8 @@ def test_details(tmp_path, small_input, tiny_model_dir):
         understanding = [d["logprob_mean"] for d in details if d["category"] == "understanding"]
         pos = [d["logprob_mean"] for d in details if d["category"] == "understanding" and d["polarity"] == "positive"]
         neg = [d["logprob_mean"] for d in details if d["category"] == "understanding" and d["polarity"] == "negative"]
-        assert len(understanding) == 4
-        assert row["flr_categories"]["understanding"] == pytest.approx(sum(pos) / 2 - sum(neg) / 2, abs=1e-9)
+        assert len(understanding) == 20
+        assert row["flr_categories"]["understanding"] == pytest.approx(sum(pos) / 10 - sum(neg) / 10, abs=1e-9)
 
 
 def test_direct_scorer(tmp_path, small_input, tiny_model_dir):
