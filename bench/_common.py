@@ -13,10 +13,10 @@ from pathlib import Path
 
 import torch
 
-from flr.models import resolve_device, resolve_dtype
+from flr.kernel.models import resolve_device, resolve_dtype
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIG_DIR = REPO / "src" / "flr" / "configs"
+CONFIG_DIR = REPO / "bench" / "configs"
 RESULTS_DIR = REPO / "bench" / "results"
 
 
@@ -24,14 +24,14 @@ def add_model_args(ap) -> None:
     """--model / --random-init and the device flags every bench script takes."""
     src = ap.add_mutually_exclusive_group()
     src.add_argument("--model", default="default", help="flr model spec (default: the embedded SmolLM2-135M)")
-    src.add_argument("--random-init", help="a config in src/flr/configs (random weights, real shape)")
+    src.add_argument("--random-init", help="a config in bench/configs (random weights, real shape)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--dtype", default="auto")
     ap.add_argument("--attn", default=None)
 
 
 def config_path(name: str) -> Path:
-    """A config name shipped in src/flr/configs (``llama-3-8b``) or a path to a config JSON."""
+    """A config name shipped in bench/configs (``llama-3-8b``) or a path to a config JSON."""
     path = Path(name)
     if path.suffix == ".json" and path.exists():
         return path
@@ -62,12 +62,12 @@ def random_init_model(name: str, device: torch.device, dtype: torch.dtype, attn:
 def load(args):
     """(model, tokenizer or None, model label) from --model / --random-init."""
     device = resolve_device(args.device)
-    dtype = resolve_dtype(args.dtype, device)  # flr.models: the same rules as the CLI
+    dtype = resolve_dtype(args.dtype, device)  # flr.kernel.models: the same rules as the CLI
     if getattr(args, "random_init", None):
         model = random_init_model(args.random_init, device, dtype, args.attn)
         name = args.random_init
         return model, None, f"random-init:{Path(name).stem if name.endswith('.json') else name}"
-    from flr.models import load_model, model_name
+    from flr.kernel.models import load_model, model_name
 
     model, tok = load_model(args.model, device=str(device), dtype=dtype, attn_implementation=args.attn)
     return model, tok, model_name(args.model)

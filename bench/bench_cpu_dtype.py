@@ -25,11 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as C  # noqa: E402
 
-from flr.cache import ScoreCache, text_key  # noqa: E402
 from flr.eval.metrics import bootstrap_ci  # noqa: E402
 from flr.eval.runner import EvalConfig, _requests, benchmark_records, score_with_cache  # noqa: E402
-from flr.models import load_model, model_name  # noqa: E402
+from flr.kernel.models import load_model, model_name  # noqa: E402
 from flr.scorers import FollowUpReward, ScorerConfig  # noqa: E402
+from flr.scorers.cache import ScoreCache, text_key  # noqa: E402
 
 VARIANTS = ("fp32", "bf16", "int8")
 

@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
 from flr.eval.runner import EvalConfig, benchmark_records  # noqa: E402
-from flr.logprobs import packed_logprobs  # noqa: E402
-from flr.models import ModelConfig  # noqa: E402
+from flr.kernel.logprobs import packed_logprobs  # noqa: E402
+from flr.kernel.models import ModelConfig  # noqa: E402
 from flr.scorers import ScorerConfig, build_scorer  # noqa: E402
 
 POLICIES = {  # name -> packed_logprobs keyword arguments; the first is the reference

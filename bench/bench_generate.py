@@ -82,7 +82,7 @@ def run_vllm(spec: str, B: int, k: int, L: int, T: int, seed: int = 0) -> dict:
     """vLLM's LLM.generate with SamplingParams(n=k): one prefill per prompt (only with a real model spec)."""
     from vllm import LLM, SamplingParams, TokensPrompt
 
-    from flr.models import resolve_spec
+    from flr.kernel.models import resolve_spec
 
     llm = LLM(model=resolve_spec(spec), seed=seed)
     vocab = llm.llm_engine.model_config.get_vocab_size()

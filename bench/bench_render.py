@@ -11,10 +11,10 @@ import json
 import time
 from pathlib import Path
 
-from flr.chat import ChatRenderer
 from flr.eval.benchmarks import load_benchmark
 from flr.followups import load_followups
-from flr.models import default_model_dir, load_tokenizer
+from flr.kernel.chat import ChatRenderer
+from flr.kernel.models import default_model_dir, load_tokenizer
 
 
 def per_example(fn, items, repeat: int) -> float:

@@ -32,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as C  # noqa: E402
 
-from flr.chat import ScoringItem  # noqa: E402
-from flr.logprobs import packed_logprobs, reference_logprobs  # noqa: E402
+from flr.kernel.chat import ScoringItem  # noqa: E402
+from flr.kernel.logprobs import packed_logprobs, reference_logprobs  # noqa: E402
 
 GRIDS = {
     # (K values, P values, batch sizes on cpu, batch sizes on cuda)
@@ -239,8 +239,8 @@ def real_records(path: Path | None, limit: int) -> tuple[list[tuple], str]:
 
 
 def run_real(args, model, tok, label) -> dict:
-    from flr.chat import ChatRenderer
     from flr.followups import load_followups
+    from flr.kernel.chat import ChatRenderer
     from flr.scorers.followup import ScorerConfig
 
     device = next(model.parameters()).device
@@ -302,7 +302,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = ap.add_mutually_exclusive_group()
     src.add_argument("--model", default="default", help="model spec (default: the embedded SmolLM2-135M-Instruct)")
-    src.add_argument("--random-init", help="config name in src/flr/configs (llama-3-8b, ...) or a config .json path")
+    src.add_argument("--random-init", help="config name in bench/configs (llama-3-8b, ...) or a config .json path")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--dtype", default="auto", help="auto: bfloat16 on cuda, float32 on cpu")
     ap.add_argument("--attn", default=None, help="attention implementation (default: the model's, sdpa)")

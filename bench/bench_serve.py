@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
 from flr.eval.runner import EvalConfig, benchmark_records  # noqa: E402
-from flr.models import load_model, model_name  # noqa: E402
+from flr.kernel.models import load_model, model_name  # noqa: E402
 from flr.scorers import FollowUpReward, ScorerConfig  # noqa: E402
-from flr.serve import ServiceLimits, create_app  # noqa: E402
+from flr.serving.service import ServiceLimits, create_app  # noqa: E402
 
 
 def free_port() -> int:

@@ -12,8 +12,8 @@ import sys
 
 import torch
 
-from flr.chat import ScoringItem
-from flr.logprobs import packed_logprobs, reference_logprobs
+from flr.kernel.chat import ScoringItem
+from flr.kernel.logprobs import packed_logprobs, reference_logprobs
 
 TOL = 1e-4
 
@@ -74,7 +74,7 @@ def max_diff(a, b) -> float:
 
 def check_width_multiple() -> int:
     """Widths rounded up to a multiple (as on GPUs): same numbers, both layouts."""
-    import flr.logprobs as kernel
+    import flr.kernel.logprobs as kernel
 
     model = tiny_model("sdpa", 2)
     items = random_items(random.Random(11), model.config.vocab_size, 6)
@@ -94,7 +94,7 @@ def check_width_multiple() -> int:
 
 def check_oom_backoff() -> int:
     """Simulated out-of-memory on batches over 2 rows and rows over 2 continuations: same numbers as without."""
-    import flr.logprobs as kernel
+    import flr.kernel.logprobs as kernel
 
     model = tiny_model("sdpa", 2)
     items = random_items(random.Random(7), model.config.vocab_size, 9)

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 from bench_scoring import max_abs_diff, synthetic_items  # noqa: E402
 
-from flr.logprobs import packed_logprobs, reference_logprobs  # noqa: E402
+from flr.kernel.logprobs import packed_logprobs, reference_logprobs  # noqa: E402
 
 
 def _load_module(path: str):
@@ -59,7 +59,7 @@ def _sdpa_context(name: str | None):
 
 @contextlib.contextmanager
 def _width_multiple(multiple: int | None):
-    import flr.logprobs as kernel
+    import flr.kernel.logprobs as kernel
 
     if multiple is None:
         yield

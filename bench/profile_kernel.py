@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 from bench_scoring import synthetic_items  # noqa: E402
 
-from flr.logprobs import packed_logprobs  # noqa: E402
+from flr.kernel.logprobs import packed_logprobs  # noqa: E402
 
 GROUPS = [
     ("attention", ("attention", "fmha", "flash", "sdpa", "attn", "cutlass_kernel", "cudnn", "softmax_warp")),

@@ -2,7 +2,7 @@
 # Reproduces the GPU tables of docs/PERFORMANCE.md (one H100; about 8 minutes). Run from the repository root:
 #   bash bench/run_gpu.sh [OUT_DIR]        (default: bench/results)
 # The "before" variant needs the kernel as it was before the performance work:
-#   mkdir -p bench/build && git show 4f639f7:src/flr/logprobs.py > bench/build/logprobs_before.py
+#   mkdir -p bench/build && git show 4f639f7:src/flr/kernel/logprobs.py > bench/build/logprobs_before.py
 set -u
 OUT=${1:-bench/results}
 export PYTHONPATH=src PYTHONUNBUFFERED=1

@@ -1,7 +1,7 @@
 """Two more perturbations for `flr audit --perturbations-file examples/perturbations.py`: each is a pure function
-(prompt, response) -> response, registered by name. The built-in ones are in src/flr/patterns.py."""
+(prompt, response) -> response, registered by name. The built-in ones are in src/flr/eval/patterns.py."""
 
-from flr.audit import perturbation
+from flr.jobs.audit import perturbation
 
 
 @perturbation("disclaimer", kind="content-free")

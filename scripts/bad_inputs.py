@@ -107,14 +107,14 @@ class ModelLoaded(Exception):
 def run_case(argv: list[str]) -> tuple[int | None, str, BaseException | None]:
     """(exit status, stderr, an exception that escaped) of ``flr argv`` in this process, with model loading
     forbidden."""
-    import flr.models
+    import flr.kernel.models
     from flr.cli import build_parser, main
 
     def forbidden(*args, **kwargs):
         raise ModelLoaded("a model was loaded before the input was checked")
 
     build_parser(["--help"])  # import every command module first, so each binds the real loader
-    real = flr.models.load_model
+    real = flr.kernel.models.load_model
     holders = [
         m for name, m in list(sys.modules.items()) if name.startswith("flr") and getattr(m, "load_model", None) is real
     ]

@@ -1,6 +1,6 @@
 """The length-controlled summary table of docs/RESULTS.md from the run folders of scripts/length_control.sh.
 
-    python scripts/length_table.py runs/lc
+python scripts/length_table.py runs/lc
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import torch
 
 @pytest.fixture(scope="session")
 def tokenizer():
-    from flr.models import default_model_dir, load_tokenizer
+    from flr.kernel.models import default_model_dir, load_tokenizer
 
     return load_tokenizer(str(default_model_dir()))
 
@@ -46,6 +46,6 @@ def tiny_model_dir(tmp_path_factory, tokenizer):
 @pytest.fixture(scope="session")
 def tiny(tiny_model_dir):
     """(model, tokenizer) of the tiny random Llama, fp32, eval mode."""
-    from flr.models import load_model
+    from flr.kernel.models import load_model
 
     return load_model(str(tiny_model_dir), device="cpu", dtype="float32")

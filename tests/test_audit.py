@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from flr.audit import (
+from flr.errors import FLRError
+from flr.jobs.audit import (
     AuditConfig,
     flagged,
     median_abs_margin,
@@ -17,7 +18,6 @@ from flr.audit import (
     run_audit,
     share_ci,
 )
-from flr.errors import FLRError
 from flr.scorers import LengthBaseline, ScorerConfig, build_scorer
 
 PAIRS = [
@@ -163,7 +163,9 @@ def test_bad_plans_fail_before_scoring(tmp_path, rows, kwargs, message):
 
 def test_a_failing_user_perturbation_names_itself_and_the_record(tmp_path):
     path = tmp_path / "p.py"
-    path.write_text("from flr.audit import perturbation\n\n@perturbation\ndef boom(prompt, response):\n    1 / 0\n")
+    path.write_text(
+        "from flr.jobs.audit import perturbation\n\n@perturbation\ndef boom(prompt, response):\n    1 / 0\n"
+    )
     with pytest.raises(FLRError, match="perturbation 'boom' failed on record 0: ZeroDivisionError"):
         prepare_audit(AuditConfig(input=write(tmp_path / "a.jsonl", PAIRS), perturbations_file=str(path)))
 
@@ -219,7 +221,7 @@ def test_the_command_runs_a_length_audit_with_a_user_file(tmp_path, capsys):
 
     extra = tmp_path / "extra.py"
     extra.write_text(
-        "from flr.audit import perturbation\n\n"
+        "from flr.jobs.audit import perturbation\n\n"
         "@perturbation('thanks', kind='content-free')\n"
         "def thanks(prompt, response):\n    return 'Thanks for asking! ' + response\n"
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
-CONFIGS = Path(__file__).resolve().parents[1] / "src" / "flr" / "configs"
+CONFIGS = Path(__file__).resolve().parents[1] / "bench" / "configs"
 
 TINY = {
     "model_type": "llama",
@@ -58,7 +58,7 @@ def tiny_config(tmp_path):
 
 
 def test_configs_have_real_shapes():
-    """The shipped architecture configs build (on the meta device) with their published parameter counts."""
+    """The architecture configs in bench/configs build (on the meta device) with their published parameter counts."""
     import torch
 
     sys.path.insert(0, str(BENCH))

@@ -8,9 +8,9 @@ import random
 import pytest
 import torch
 
-from flr.chat import PLAIN_CHAT_TEMPLATE, ChatRenderer, normalize_conversation
 from flr.errors import FLRError
-from flr.logprobs import packed_logprobs, reference_logprobs
+from flr.kernel.chat import PLAIN_CHAT_TEMPLATE, ChatRenderer, normalize_conversation
+from flr.kernel.logprobs import packed_logprobs, reference_logprobs
 
 FOLLOWUPS = ["Thanks, that helps!", "Huh? I don't get it.", "ok", "Could you say that again more simply please?"]
 WORDS = "the cat sat on a mat while seven quick foxes jumped over lazy dogs near rivers and old stone bridges".split()

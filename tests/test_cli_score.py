@@ -159,12 +159,12 @@ def test_fully_resumed_run_does_not_load_the_model(tmp_path, small_input, tiny_m
     out = tmp_path / "out.jsonl"
     assert score(small_input, "-o", out, model=tiny_model_dir) == 0
     before = out.read_text()
-    import flr.models
+    import flr.kernel.models
 
     def no_loading(*args, **kwargs):
         raise AssertionError("the model was loaded")
 
-    monkeypatch.setattr(flr.models, "load_model", no_loading)
+    monkeypatch.setattr(flr.kernel.models, "load_model", no_loading)
     capsys.readouterr()
     assert score(small_input, "-o", out, "--batch-size", "2", model=tiny_model_dir) == 0
     assert "already scored (3" in capsys.readouterr().out and out.read_text() == before
@@ -189,7 +189,7 @@ def read_out_complete(path) -> list[dict]:
 KILLED_AT_ROW = """
 import json, os, signal, sys
 from flr.cli import main
-from flr.data import ResumableWriter
+from flr.records import ResumableWriter
 
 real, left = ResumableWriter.write, int(sys.argv[1])
 

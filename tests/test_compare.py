@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from flr.compare import CompareConfig, LLMJudge, ScorerJudge, run, summarize
-from flr.data import read_jsonl
 from flr.errors import FLRError
 from flr.eval.metrics import length_controlled_win_rate, win_rate
-from flr.generate import PromptConfig, SamplingConfig
-from flr.models import ModelConfig
+from flr.jobs.compare import CompareConfig, LLMJudge, ScorerJudge, run, summarize
+from flr.jobs.generate import PromptConfig, SamplingConfig
+from flr.kernel.models import ModelConfig
+from flr.records import read_jsonl
 from flr.scorers import ScorerConfig
 
 

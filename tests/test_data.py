@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from flr.data import (
+from flr.errors import FLRError, InputError
+from flr.records import (
     Record,
     ResumableWriter,
     content_keys,
@@ -16,7 +17,6 @@ from flr.data import (
     read_records,
     to_scoring_input,
 )
-from flr.errors import FLRError, InputError
 
 ROWS = [
     {"id": "a", "prompt": "What is 2+2?", "response": "4."},

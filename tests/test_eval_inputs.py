@@ -66,8 +66,8 @@ def test_directory_as_input_is_one_line_error(tmp_path, capsys):
 
 @pytest.mark.parametrize("damage", [b"not a database at all" * 100, b"SQLite format 3\x00" + b"\x07" * 4000])
 def test_a_damaged_cache_is_moved_aside_and_replaced(tmp_path, damage, caplog):
-    from flr.cache import ScoreCache
     from flr.scorers.base import ScoreResult
+    from flr.scorers.cache import ScoreCache
 
     path = tmp_path / "scores.sqlite"
     path.write_bytes(damage)
@@ -84,7 +84,7 @@ def test_missing_local_paths_fail_at_once(tmp_path, monkeypatch, capsys):
     assert main(["score", "runs/pairs", "-o", "o.jsonl", "--scorer", "length"]) == 2
     assert "input not found: runs/pairs" in capsys.readouterr().err
     from flr.errors import FLRError
-    from flr.models import resolve_spec
+    from flr.kernel.models import resolve_spec
 
     with pytest.raises(FLRError, match="model folder not found"):
         resolve_spec("runs/no-such-adapter")

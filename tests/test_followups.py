@@ -9,7 +9,7 @@ from flr.followups import Category, FollowUpSet, load_followups
 
 PAPER_THREE = ("understanding", "engagingness", "instruction_following")
 ALL_SIX = PAPER_THREE + ("relevance", "correctness", "informativeness")
-DEFAULT_YAML = Path(__file__).resolve().parents[1] / "src" / "flr" / "followups" / "default.yaml"
+DEFAULT_YAML = Path(__file__).resolve().parents[1] / "src" / "flr" / "resources" / "followups" / "default.yaml"
 
 
 def _norm(text: str) -> str:

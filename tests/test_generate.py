@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from flr.data import read_jsonl
 from flr.errors import FLRError
-from flr.generate import PromptConfig, SamplingConfig, TransformersSampler, generate, load_prompts
-from flr.models import ModelConfig
+from flr.jobs.generate import PromptConfig, SamplingConfig, TransformersSampler, generate, load_prompts
+from flr.kernel.models import ModelConfig
+from flr.records import read_jsonl
 
 
 class Killed(Exception):

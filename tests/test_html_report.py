@@ -107,7 +107,7 @@ def test_eval_page_in_chromium_filters_and_draws_bars(eval_run, tmp_path):
 
 @pytest.fixture(scope="module")
 def audit_run(tmp_path_factory, tiny):
-    from flr.audit import AuditConfig, run_audit
+    from flr.jobs.audit import AuditConfig, run_audit
 
     model, tokenizer = tiny
     config = ScorerConfig(categories="understanding", batch_size=8)

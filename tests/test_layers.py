@@ -1,7 +1,10 @@
-"""The architecture, checked: records -> chat -> kernel -> scorers -> engines -> jobs -> pipeline -> commands -> cli.
+"""The architecture, checked on the folders of src/flr:
 
-A module imports only from its own layer or below, and a job never imports another job (jobs share engines and
-lower layers instead). The eval package is one job split over modules.
+    plain modules -> kernel -> scorers -> eval | training -> jobs -> serving -> commands -> cli
+
+A module imports only from its own folder or a folder before it; eval and training sit side by side and do not
+import each other; inside jobs/, a job imports no other job but the shared engines (generate, score), and the
+pipeline alone composes them all.
 """
 
 import ast
@@ -9,76 +12,75 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "flr"
 
-LAYERS = {
-    0: ["flr", "flr.errors", "flr.paths", "flr.provenance", "flr.data", "flr.arguments"],  # records, settings
-    1: ["flr.chat", "flr.followups", "flr.models"],  # conversations, follow-up sets, model loading
-    2: ["flr.logprobs"],  # the kernel
-    3: ["flr.scorers", "flr.cache"],  # reward sources and their score cache
-    4: [
-        "flr.generate",
-        "flr.scoring",
-        "flr.training",
-        "flr.trl_args",
-        "flr.patterns",
-        "flr.debias",
-        "flr.eval.metrics",
-        "flr.eval.benchmarks",
-        "flr.eval.html",
-    ],
-    5: [
-        "flr.mine",
-        "flr.compare",
-        "flr.feedback",
-        "flr.train",
-        "flr.reward_training",
-        "flr.eval",
-        "flr.audit",
-        "flr.serve",
-        "flr.rl",
-    ],
-    6: ["flr.pipeline"],
-    7: ["flr.commands", "flr.cli"],
+RANK = {
+    "flr": 0,  # the plain modules at the top: records, followups, errors, provenance, arguments, paths, rl
+    "kernel": 1,
+    "scorers": 2,
+    "eval": 3,
+    "training": 3,
+    "jobs": 4,
+    "serving": 5,
+    "commands": 6,
+    "cli": 7,
 }
-JOBS = 5
+ENGINES = {"flr.jobs.generate", "flr.jobs.score"}
+SHORT_PATHS = {"flr", "flr.rl"}  # re-export the public API from deeper folders, lazily or by name
 
 
-def unit(module: str) -> tuple[int, str]:
-    """(layer, the most specific listed name that contains ``module``)."""
-    best = None
-    for layer, names in LAYERS.items():
-        for name in names:
-            if (module == name or module.startswith(name + ".")) and (best is None or len(name) > len(best[1])):
-                best = (layer, name)
-    assert best is not None, f"{module} is in no layer: add it to tests/test_layers.py"
-    return best
+def folder(module: str) -> str:
+    """The unit of ``module`` in RANK: its folder under flr, or 'flr' for a plain top-level module."""
+    parts = module.split(".")
+    if len(parts) == 1 or parts[1] == "cli":
+        return "cli" if len(parts) > 1 else "flr"
+    return parts[1] if (SRC / parts[1]).is_dir() else "flr"
+
+
+def job(module: str) -> str | None:
+    parts = module.split(".")
+    return ".".join(parts[:3]) if len(parts) >= 3 and parts[1] == "jobs" else None
 
 
 def modules():
     for path in sorted(SRC.rglob("*.py")):
         name = ".".join(["flr", *path.relative_to(SRC).with_suffix("").parts]).removesuffix(".__init__")
-        tree = ast.parse(path.read_text())
         imported = set()
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("flr"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "flr":
                 imported.add(node.module)
             elif isinstance(node, ast.Import):
-                imported |= {a.name for a in node.names if a.name.startswith("flr")}
+                imported |= {a.name for a in node.names if a.name.split(".")[0] == "flr"}
         yield name, imported
 
 
-def test_no_module_imports_from_a_higher_layer_and_no_job_imports_another():
-    problems = []
+def problems() -> list[str]:
+    out = []
     for name, imported in modules():
-        layer, group = unit(name)
+        if name in SHORT_PATHS:
+            continue
+        here = folder(name)
         for target in imported:
-            t_layer, t_group = unit(target)
-            if t_layer > layer:
-                problems.append(f"{name} (layer {layer}) imports {target} (layer {t_layer})")
-            elif layer == t_layer == JOBS and group != t_group:
-                problems.append(f"job {name} imports job {target}")
-    assert not problems, "\n".join(problems)
+            there = folder(target)
+            if here != there and (RANK[there] > RANK[here] or RANK[there] == RANK[here]):
+                out.append(f"{name} ({here}) imports {target} ({there})")
+            mine, theirs = job(name), job(target)
+            if mine and theirs and mine != theirs and theirs not in ENGINES and mine != "flr.jobs.pipeline":
+                out.append(f"job {name} imports job {target}")
+    return out
+
+
+def test_no_module_imports_from_a_later_folder_and_no_job_imports_another():
+    found = problems()
+    assert not found, "\n".join(found)
+
+
+def test_every_folder_is_ranked_and_says_what_it_holds():
+    for path in sorted(p for p in SRC.iterdir() if p.is_dir() and (p / "__init__.py").exists()):
+        assert path.name in RANK, f"{path.name}/ is in no rank: add it to tests/test_layers.py"
+        doc = ast.get_docstring(ast.parse((path / "__init__.py").read_text()))
+        assert doc and "import" in doc.lower(), f"{path.name}/__init__.py: a docstring that says what it may import"
 
 
 def test_the_check_sees_what_it_should():
-    assert unit("flr.eval.runner") == (5, "flr.eval") and unit("flr.eval.metrics") == (4, "flr.eval.metrics")
-    assert unit("flr.scorers.followup") == (3, "flr.scorers") and unit("flr.commands.score")[0] == 7
+    assert folder("flr.eval.runner") == "eval" and folder("flr.records") == "flr" and folder("flr.cli") == "cli"
+    assert folder("flr.kernel.logprobs") == "kernel" and folder("flr.commands.score") == "commands"
+    assert job("flr.jobs.mine") == "flr.jobs.mine" and job("flr.eval.runner") is None

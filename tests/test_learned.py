@@ -6,13 +6,13 @@ import json
 import numpy as np
 import pytest
 
-from flr.cache import ScoreCache
 from flr.errors import FLRError, InputError
 from flr.eval.fitting import fit_weights, pair_features, weighted_set
 from flr.followups import dump_followups, load_followups
-from flr.models import ModelConfig, load_model, weights_fingerprint
+from flr.kernel.models import ModelConfig, load_model, weights_fingerprint
 from flr.scorers import FollowUpReward, ScorerConfig, build_scorer
-from flr.training import TrainConfig
+from flr.scorers.cache import ScoreCache
+from flr.training.base import TrainConfig
 
 SIDES = ("chosen", "rejected")
 PAIRS = [
@@ -142,7 +142,7 @@ def _margin(model_dir_or_model, tokenizer=None):
 
 
 def test_preference_tuning_raises_the_margin_and_scores_as_a_model(tiny_model_dir, tmp_path):
-    from flr.reward_training import RewardTuningConfig, train_flr
+    from flr.training.reward import RewardTuningConfig, train_flr
 
     data = _write(tmp_path / "pairs.jsonl", PAIRS)
     before = _margin(tiny_model_dir)
@@ -173,7 +173,7 @@ def test_the_trained_reward_is_the_scored_reward(tiny_model_dir, tmp_path, body,
     import torch
     from transformers import TrainingArguments
 
-    from flr.reward_training import FLRTrainer, RewardTuningConfig
+    from flr.training.reward import FLRTrainer, RewardTuningConfig
 
     path = tmp_path / "set.yaml"
     path.write_text(body)
@@ -238,7 +238,7 @@ def test_classifier_rm_learns_the_direction_of_the_pairs(tiny_model_dir, tmp_pat
     the same pairs with chosen and rejected swapped: an RM trained backwards fails this."""
     import torch
 
-    from flr.reward_training import train_rm
+    from flr.training.reward import train_rm
 
     def train(name, pairs):
         out = tmp_path / name
@@ -282,7 +282,7 @@ def test_flr_train_rm_takes_trl_reward_config_flags(tiny_model_dir, tmp_path, ca
 
 
 def test_retraining_in_place_changes_the_cache_key(tiny_model_dir, tmp_path):
-    from flr.reward_training import RewardTuningConfig, train_flr
+    from flr.training.reward import RewardTuningConfig, train_flr
 
     data = _write(tmp_path / "pairs.jsonl", PAIRS)
     out = tmp_path / "flr"
@@ -312,7 +312,7 @@ def test_retraining_in_place_changes_the_cache_key(tiny_model_dir, tmp_path):
     ],
 )
 def test_bad_training_pairs_fail_before_the_model_loads(tmp_path, rows, message):
-    from flr.reward_training import train_flr
+    from flr.training.reward import train_flr
 
     data = _write(tmp_path / "pairs.jsonl", rows)
     cfg = TrainConfig(data=data, output_dir=str(tmp_path / "out"))
@@ -351,7 +351,7 @@ def test_eval_rejects_a_bad_followup_file_before_loading_a_model(tmp_path, capsy
 def test_default_tuned_ships_and_is_selectable_by_name():
     from pathlib import Path
 
-    from flr.models import adapter_base, is_adapter_dir, resolve_spec
+    from flr.kernel.models import adapter_base, is_adapter_dir, resolve_spec
 
     path = Path(resolve_spec("default-tuned"))
     assert is_adapter_dir(str(path)) and (path / "flr_followups.yaml").exists()
@@ -367,7 +367,7 @@ def test_default_tuned_ships_and_is_selectable_by_name():
 
 
 def test_preference_tuning_resumes_from_its_checkpoint(tiny_model_dir, tmp_path):
-    from flr.reward_training import RewardTuningConfig, train_flr
+    from flr.training.reward import RewardTuningConfig, train_flr
 
     data = _write(tmp_path / "pairs.jsonl", PAIRS * 2)
     spec = ModelConfig(model=str(tiny_model_dir), device="cpu")

@@ -10,12 +10,12 @@ import math
 import numpy as np
 import pytest
 
-from flr.debias import MIN_DISTINCT_LENGTHS, debias, residualize
 from flr.errors import FLRError
 from flr.eval.fitting import fit_weights, length_feature, weighted_set
 from flr.followups import dump_followups, load_followups
-from flr.mine import MineConfig, length_ratio, length_summary, mine_rows, select_pair
+from flr.jobs.mine import MineConfig, length_ratio, length_summary, mine_rows, select_pair
 from flr.scorers import FollowUpReward, ScorerConfig
+from flr.scorers.debias import MIN_DISTINCT_LENGTHS, debias, residualize
 
 # -- the residualisation ------------------------------------------------------------------------------------
 
@@ -100,9 +100,9 @@ def test_flr_score_adds_debiased_rewards_after_scoring_and_again_on_a_finished_o
     expected, _ = residualize(rewards, [len(r["response"]) for r in rows], [r["prompt"] for r in rows])
     assert [r["length_reward_debiased"] for r in rows] == pytest.approx(expected)
     # a finished output needs no model for another mode: the pass alone runs again
-    import flr.models
+    import flr.kernel.models
 
-    monkeypatch.setattr(flr.models, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    monkeypatch.setattr(flr.kernel.models, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
     assert main([*args, "--length-debias", "batch"]) == 0
     assert "length-debiased over 6 responses" in capsys.readouterr().out
     batch, _ = residualize(rewards, [len(r["response"]) for r in rows])
@@ -299,9 +299,9 @@ def test_ld_alpha_reaches_trl_dpo_config_from_the_command_line_and_flr_configs(t
 
     from flr.arguments import to_configs
     from flr.cli import build_parser
-    from flr.train import check_method_settings, trl_config
-    from flr.training import TrainConfig, quiet_renames
-    from flr.trl_args import argument_classes
+    from flr.training.args import argument_classes
+    from flr.training.base import TrainConfig, quiet_renames
+    from flr.training.policy import check_method_settings, trl_config
 
     argv = ["train", "dpo", "--data", "pairs.jsonl", "--output-dir", str(tmp_path), "--ld-alpha", "0.5"]
     args = build_parser(argv).parse_args(argv)
@@ -318,7 +318,7 @@ def test_ld_alpha_reaches_trl_dpo_config_from_the_command_line_and_flr_configs(t
 
 
 def test_compare_reports_mean_lengths_in_characters_and_tokens(tmp_path):
-    from flr.compare import summarize, write_report
+    from flr.jobs.compare import summarize, write_report
 
     rows = [
         {"preference": 1.0, "len_candidate": 10, "len_base": 30, "tokens_candidate": 3, "tokens_base": 8},
@@ -336,7 +336,7 @@ def test_compare_reports_mean_lengths_in_characters_and_tokens(tmp_path):
 
 
 def test_pipeline_sections_take_length_controls_and_check_them_before_any_stage(tmp_path):
-    from flr.pipeline import Pipeline
+    from flr.jobs.pipeline import Pipeline
 
     config = {"output_dir": str(tmp_path / "run"), "mine": {"length_band": 1.25, "length_debias": "prompt"}}
     mine, _, _ = Pipeline(config)._mine_configs()
@@ -387,9 +387,9 @@ def test_followups_fit_control_length_writes_the_coefficient_the_scorer_can_add(
 
 
 def test_a_dpo_step_with_ld_alpha(tmp_path, tiny_model_dir):
-    from flr.models import ModelConfig
-    from flr.train import build_trainer
-    from flr.training import TrainConfig
+    from flr.kernel.models import ModelConfig
+    from flr.training.base import TrainConfig
+    from flr.training.policy import build_trainer
 
     pairs = [
         {

@@ -7,9 +7,9 @@ import random
 import pytest
 import torch
 
-import flr.logprobs as kernel
-from flr.chat import ChatRenderer, common_prefix_length
-from flr.logprobs import continuation_logprobs, packed_logprobs, reference_logprobs
+import flr.kernel.logprobs as kernel
+from flr.kernel.chat import ChatRenderer, common_prefix_length
+from flr.kernel.logprobs import continuation_logprobs, packed_logprobs, reference_logprobs
 from flr.scorers import FollowUpReward, ScorerConfig
 
 ATOL = 1e-4
@@ -164,7 +164,7 @@ def test_dispatch(tiny, items, reference):
 
 
 def test_eager_attention(tiny_model_dir, tiny, items, reference):
-    from flr.models import load_model
+    from flr.kernel.models import load_model
 
     eager, _ = load_model(str(tiny_model_dir), device="cpu", dtype="float32", attn_implementation="eager")
     assert eager.config._attn_implementation == "eager"
@@ -297,7 +297,7 @@ def test_prefix_cache_path(tiny_model_dir, items, reference, attn, monkeypatch):
     """The KV-cache variant of the packed path (prefixes first, continuations against their cache) is exact too."""
     import inspect
 
-    from flr.models import load_model
+    from flr.kernel.models import load_model
 
     if "prefix_cache" not in inspect.signature(packed_logprobs).parameters:
         pytest.skip("this kernel has no prefix_cache option")
@@ -348,7 +348,7 @@ def test_shared_stems_equal_reference(tiny, tokenizer, seed):
 
 def test_shared_stems_eager_and_identical_prefixes(tiny_model_dir, tokenizer):
     """Additive masks (eager attention) and an example scored twice (its whole prefix is the stem)."""
-    from flr.models import load_model
+    from flr.kernel.models import load_model
 
     eager, _ = load_model(str(tiny_model_dir), device="cpu", dtype="float32", attn_implementation="eager")
     items = shared_stem_items(tokenizer, 9, prompts=2, responses=2)

@@ -7,10 +7,10 @@ import math
 
 import pytest
 
-from flr.data import read_jsonl
 from flr.errors import FLRError
-from flr.mine import MineConfig, mine_rows, run, score_candidates, select_pair, select_unpaired
-from flr.models import ModelConfig
+from flr.jobs.mine import MineConfig, mine_rows, run, score_candidates, select_pair, select_unpaired
+from flr.kernel.models import ModelConfig
+from flr.records import read_jsonl
 from flr.scorers import LengthBaseline, ScorerConfig
 
 PROMPT = [{"role": "user", "content": "Hi?"}]

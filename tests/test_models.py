@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from flr.errors import FLRError
-from flr.models import (
+from flr.kernel.models import (
     EMBEDDED_NAME,
     ModelConfig,
     is_adapter_dir,
@@ -98,7 +98,7 @@ def test_gguf_export_folder_is_stable_across_processes(tmp_path):
     gguf = tmp_path / "m.gguf"
     gguf.write_bytes(b"GGUF")
     code = (
-        "import sys, flr.models as m\n"
+        "import sys, flr.kernel.models as m\n"
         "m.export_gguf = lambda src, out: (out.mkdir(parents=True), (out / 'config.json').write_text('{}'))\n"
         "print(m.resolve_spec(sys.argv[1]))\n"
     )
@@ -156,8 +156,8 @@ def test_adapter_folder_loads_as_base_plus_adapter(tiny, tiny_model_dir, adapter
 
 
 def test_adapter_packed_equals_reference(tokenizer, adapters):
-    from flr.chat import ChatRenderer
-    from flr.logprobs import packed_logprobs, reference_logprobs
+    from flr.kernel.chat import ChatRenderer
+    from flr.kernel.logprobs import packed_logprobs, reference_logprobs
 
     model, _ = load_model(str(adapters[1]), device="cpu", dtype="float32")
     renderer = ChatRenderer(tokenizer)
@@ -177,9 +177,9 @@ def test_embedded_default_model(request):
         pytest.skip("FLR_SKIP_SLOW=1")
     from transformers import AutoModelForCausalLM
 
-    from flr.chat import ChatRenderer
-    from flr.logprobs import packed_logprobs, reference_logprobs
-    from flr.models import embedded_gguf_path
+    from flr.kernel.chat import ChatRenderer
+    from flr.kernel.logprobs import packed_logprobs, reference_logprobs
+    from flr.kernel.models import embedded_gguf_path
     from flr.scorers import FollowUpReward, ScorerConfig
 
     model, tokenizer = load_model("default", device="cpu", dtype="float32")

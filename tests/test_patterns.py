@@ -8,7 +8,7 @@ import json
 import pytest
 
 from flr.errors import FLRError
-from flr.patterns import (
+from flr.eval.patterns import (
     BUILT_IN,
     DETECTORS,
     PERTURBATIONS,
@@ -69,7 +69,7 @@ def test_perturbation_edge_cases():
 def test_a_user_file_adds_perturbations_and_leaves_the_registry_alone(tmp_path):
     path = tmp_path / "mine.py"
     path.write_text(
-        "from flr.audit import perturbation\n\n"
+        "from flr.jobs.audit import perturbation\n\n"
         "@perturbation('emoji', kind='content-free')\n"
         "def emoji(prompt, response):\n"
         "    '''adds a smile'''\n"
@@ -94,7 +94,7 @@ def test_a_user_file_adds_perturbations_and_leaves_the_registry_alone(tmp_path):
     [
         ("x = 1\n", "defines no perturbation"),
         ("raise ValueError('boom')\n", "ValueError: boom"),
-        ("from flr.audit import perturbation\n@perturbation('closer')\ndef c(p, r):\n    return r\n", "twice"),
+        ("from flr.jobs.audit import perturbation\n@perturbation('closer')\ndef c(p, r):\n    return r\n", "twice"),
     ],
 )
 def test_bad_perturbation_files_are_one_error_naming_the_file(tmp_path, source, message):
@@ -113,7 +113,7 @@ def test_unknown_perturbation_names_the_known_ones():
 
 
 def test_a_perturbation_must_return_text():
-    from flr.patterns import Perturbation
+    from flr.eval.patterns import Perturbation
 
     with pytest.raises(FLRError, match="returned int"):
         Perturbation("bad", lambda p, r: 3)(PROMPT, TEXT)
@@ -166,8 +166,8 @@ def test_preference_patterns_of_dpo_and_kto_rows():
 
 
 def test_mine_reports_pattern_shares_in_its_summary(tmp_path):
-    from flr.mine import MineConfig, run
-    from flr.models import ModelConfig
+    from flr.jobs.mine import MineConfig, run
+    from flr.kernel.models import ModelConfig
     from flr.scorers import ScorerConfig
 
     closer = PERTURBATIONS["closer"](PROMPT, TEXT)
@@ -187,8 +187,8 @@ def test_mine_reports_pattern_shares_in_its_summary(tmp_path):
 
 
 def test_compare_reports_pattern_shares_for_base_and_candidate(tmp_path, tiny_model_dir):
-    from flr.compare import CompareConfig, run
-    from flr.generate import PromptConfig, SamplingConfig
+    from flr.jobs.compare import CompareConfig, run
+    from flr.jobs.generate import PromptConfig, SamplingConfig
 
     prompts = tmp_path / "p.jsonl"
     prompts.write_text("".join(json.dumps({"prompt": f"Say something about {w}."}) + "\n" for w in ("cats", "tea")))

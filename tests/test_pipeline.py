@@ -8,10 +8,10 @@ import pytest
 import yaml
 
 from flr.cli import main
-from flr.data import read_jsonl
 from flr.errors import FLRError
-from flr.pipeline import Pipeline, build_configs
-from flr.training import TrainConfig
+from flr.jobs.pipeline import Pipeline, build_configs
+from flr.records import read_jsonl
+from flr.training.base import TrainConfig
 
 STAGES = ("generate", "mine", "train", "compare")
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from flr.chat import PLAIN_CHAT_TEMPLATE, ChatRenderer
+from flr.kernel.chat import PLAIN_CHAT_TEMPLATE, ChatRenderer
 
 LLAMA3 = (
     "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = '<|start_header_id|>' + "

@@ -73,7 +73,7 @@ def test_default_aggregation(flr_default):
 
 def test_details_match_the_kernel(tiny, flr_default):
     """Each detail's numbers are the teacher-forced log-probs of that follow-up, in the set's order."""
-    from flr.logprobs import reference_logprobs
+    from flr.kernel.logprobs import reference_logprobs
 
     scorer, results = flr_default
     item = scorer.renderer.followup_item(RECORDS[0]["prompt"], RECORDS[0]["response"], [scorer.utterances[7][2]])
@@ -211,7 +211,7 @@ def test_build_scorer(tiny):
 
 
 def test_build_scorer_loads_a_model(tiny_model_dir):
-    from flr.models import ModelConfig
+    from flr.kernel.models import ModelConfig
 
     scorer = build_scorer("direct", model_config=ModelConfig(model=str(tiny_model_dir), device="cpu"))
     assert isinstance(scorer, DirectLikelihood)
@@ -267,7 +267,7 @@ def test_classifier_reward(tokenizer, tmp_path):
     """rm:<folder> loads any sequence-classification model; rewards do not depend on padding."""
     from transformers import LlamaConfig, LlamaForSequenceClassification
 
-    from flr.models import ModelConfig
+    from flr.kernel.models import ModelConfig
 
     torch.manual_seed(0)
     config = LlamaConfig(

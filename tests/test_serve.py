@@ -2,8 +2,8 @@
 
 import pytest
 
-from flr.rl import FLRRewardFunction
 from flr.scorers import FollowUpReward, ScorerConfig
+from flr.serving.rl import FLRRewardFunction
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def test_http_service(scorer):
     pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient
 
-    from flr.serve import create_app
+    from flr.serving.service import create_app
 
     client = TestClient(create_app(scorer, max_records=3))
     health = client.get("/health").json()
@@ -46,7 +46,7 @@ def test_http_service_bounds_validates_and_authenticates(scorer):
     pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient
 
-    from flr.serve import ServiceLimits, create_app, is_loopback
+    from flr.serving.service import ServiceLimits, create_app, is_loopback
 
     limits = ServiceLimits(max_records=50, max_request_bytes=20_000, max_record_chars=2_000, chunk_records=2)
     client = TestClient(create_app(scorer, limits=limits, api_key="s3cret"))
@@ -85,7 +85,7 @@ def test_openrlhf_get_reward_matches_score(scorer):
     pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient
 
-    from flr.serve import create_app
+    from flr.serving.service import create_app
 
     client = TestClient(create_app(scorer))
     prompt = "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n"
@@ -104,8 +104,8 @@ def test_remote_reward_function_and_truncation_penalty(scorer, monkeypatch):
     import httpx
     from fastapi.testclient import TestClient
 
-    from flr.rl import RemoteRewardFunction
-    from flr.serve import create_app
+    from flr.serving.rl import RemoteRewardFunction
+    from flr.serving.service import create_app
 
     client = TestClient(create_app(scorer, api_key="k"))
     monkeypatch.setattr(httpx, "post", lambda url, **kw: client.post(url.replace("http://flr", ""), **kw))
@@ -123,8 +123,8 @@ def test_verl_compute_score_calls_the_service(scorer, monkeypatch):
     import httpx
     from fastapi.testclient import TestClient
 
-    import flr.rl as rl
-    from flr.serve import create_app
+    import flr.serving.rl as rl
+    from flr.serving.service import create_app
 
     client = TestClient(create_app(scorer))
     monkeypatch.setattr(httpx, "post", lambda url, **kw: client.post(url.replace("http://flr:1", ""), **kw))
@@ -146,7 +146,7 @@ def test_concurrent_requests_are_micro_batched_with_identical_results(scorer, mo
 
     import httpx
 
-    from flr.serve import ServiceLimits, create_app
+    from flr.serving.service import ServiceLimits, create_app
 
     app = create_app(scorer, limits=ServiceLimits(chunk_records=2, batch_records=4, micro_batch="on"))
     requests = [

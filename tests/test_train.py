@@ -7,11 +7,11 @@ import json
 import pytest
 import torch
 
-from flr.chat import ChatRenderer
 from flr.errors import FLRError
-from flr.models import ModelConfig
-from flr.train import build_trainer, feedback_example, train
-from flr.training import TrainConfig
+from flr.kernel.chat import ChatRenderer
+from flr.kernel.models import ModelConfig
+from flr.training.base import TrainConfig
+from flr.training.policy import build_trainer, feedback_example, train
 
 PAIRS = [
     {
@@ -55,7 +55,7 @@ def _config(tmp_path, data, **kw):
 
 
 def _step_changes_lora_b(method, rows, tmp_path, tiny_model_dir):
-    from flr.train import load_training_records
+    from flr.training.policy import load_training_records
 
     cfg = _config(tmp_path, _write(tmp_path / "data.jsonl", rows))
     mc = ModelConfig(model=str(tiny_model_dir), device="cpu", dtype="float32")
@@ -143,7 +143,7 @@ def test_trained_adapter_loads_with_peft_alone(tmp_path, tiny_model_dir):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from flr.models import adapter_base
+    from flr.kernel.models import adapter_base
 
     data = _write(tmp_path / "pairs.jsonl", PAIRS)
     train("dpo", _config(tmp_path, data, max_steps=1), ModelConfig(model=str(tiny_model_dir), device="cpu"))
@@ -155,8 +155,8 @@ def test_trained_adapter_loads_with_peft_alone(tmp_path, tiny_model_dir):
 
 
 def test_feedback_adapter_raises_the_feedback_likelihood_flr_reads(tmp_path, tiny_model_dir):
-    from flr.logprobs import continuation_logprobs
-    from flr.models import load_model
+    from flr.kernel.logprobs import continuation_logprobs
+    from flr.kernel.models import load_model
 
     rows = [{"prompt": "Name a prime.", "response": "Seven.", "feedback": "Perfect, thanks a lot!"}] * 2
     cfg = _config(tmp_path, _write(tmp_path / "fb.jsonl", rows), max_steps=3)

@@ -68,7 +68,7 @@ def write_summary(folder: str | os.PathLike, summary: dict[str, Any], *configs: 
     """The one way a job records what it did: ``<folder>/summary.json`` holds the job's results and, under
     ``provenance``, the command, time, versions, git commit, device and every config it ran with. Returns what it
     wrote."""
-    from flr.data import SUMMARY_FILE, write_json
+    from flr.records import SUMMARY_FILE, write_json
 
     written = {**summary, "provenance": provenance(*configs)}
     write_json(Path(folder) / SUMMARY_FILE, written)

@@ -1,1 +1,2 @@
-"""Subcommands of the ``flr`` CLI: thin wrappers over the library."""
+"""Subcommands of the ``flr`` CLI, one thin module each: parse flags, check inputs, call the library, print one line.
+Imports anything below."""

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from flr.audit import AuditConfig, prepare_audit, run_audit
 from flr.commands._common import add_command, add_positional, check_scorer_settings, to_configs
-from flr.models import ModelConfig, load_model, model_name
+from flr.jobs.audit import AuditConfig, prepare_audit, run_audit
+from flr.kernel.models import ModelConfig, load_model, model_name
 from flr.scorers import ScorerConfig, build_scorer
 
 EXAMPLES = """examples:
@@ -16,7 +16,7 @@ EXAMPLES = """examples:
   flr audit --input demo --followups paper -o runs/audit-paper             # any scorer flag of flr eval applies
 
 a perturbations file:
-  from flr.audit import perturbation
+  from flr.jobs.audit import perturbation
 
   @perturbation("emoji", kind="content-free")
   def emoji(prompt, response):

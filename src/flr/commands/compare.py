@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from flr.commands._common import add_command, to_configs
-from flr.compare import SAMPLING_DEFAULTS, CompareConfig, run
-from flr.generate import PromptConfig, SamplingConfig
+from flr.jobs.compare import SAMPLING_DEFAULTS, CompareConfig, run
+from flr.jobs.generate import PromptConfig, SamplingConfig
 from flr.scorers import ScorerConfig
 
 EXAMPLES = """examples:

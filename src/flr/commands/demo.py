@@ -8,7 +8,7 @@ from pathlib import Path
 
 from flr.commands._common import add_command, to_configs
 from flr.eval.runner import EvalConfig, run_eval
-from flr.models import ModelConfig, load_model, model_name
+from flr.kernel.models import ModelConfig, load_model, model_name
 from flr.scorers import ScorerConfig, build_scorer
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flr.commands._common import add_command, check_scorer_settings, to_configs
 from flr.eval.runner import EvalConfig, run_eval
-from flr.models import ModelConfig, load_model, model_name
+from flr.kernel.models import ModelConfig, load_model, model_name
 from flr.scorers import ScorerConfig, build_scorer
 
 EXAMPLES = """examples:
@@ -102,7 +102,7 @@ def main(args) -> int:
     }
     length_of = None
     if config.length_unit == "tokens":  # the scorer model's tokens; loading a tokenizer alone costs little
-        from flr.models import load_tokenizer
+        from flr.kernel.models import load_tokenizer
 
         counter = tokenizer or load_tokenizer(model_config.tokenizer or model_config.model)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from flr.commands._common import add_command, make_subparsers, to_configs
-from flr.feedback import REWRITE_PROMPT, RewriteConfig, rewrite_critiques
-from flr.models import ModelConfig
+from flr.jobs.feedback import REWRITE_PROMPT, RewriteConfig, rewrite_critiques
+from flr.kernel.models import ModelConfig
 
 EXAMPLES = """examples:
   flr feedback rewrite --input autoj_critiques --method rules --output runs/feedback/autoj.jsonl   # no model

@@ -12,7 +12,7 @@ from pathlib import Path
 from flr.commands._common import add_command, make_subparsers, to_configs
 from flr.errors import FLRError
 from flr.followups import load_followups
-from flr.models import ModelConfig, load_model, model_name
+from flr.kernel.models import ModelConfig, load_model, model_name
 from flr.scorers import ScorerConfig, build_scorer
 
 
@@ -191,7 +191,7 @@ def select_main(args) -> int:
 @contextmanager
 def _cached(scorer, path: str | None):
     """The scorer reads and writes per-follow-up log-probs in the score cache while the block runs."""
-    from flr.cache import ScoreCache
+    from flr.scorers.cache import ScoreCache
 
     cache = ScoreCache(path)
     scorer.attach_cache(cache)

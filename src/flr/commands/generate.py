@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from flr.commands._common import add_command, to_configs
-from flr.data import CANDIDATES_FILE
-from flr.generate import GenerateConfig, PromptConfig, SamplingConfig, run
-from flr.models import ModelConfig
+from flr.jobs.generate import GenerateConfig, PromptConfig, SamplingConfig, run
+from flr.kernel.models import ModelConfig
+from flr.records import CANDIDATES_FILE
 
 EXAMPLES = """examples:
   flr generate --prompts prompts.jsonl --output-dir runs/gen                  # k=8, T=0.7, top-p 0.9 (the paper's)

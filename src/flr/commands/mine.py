@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from flr.commands._common import add_command, check_scorer_settings, to_configs
-from flr.mine import MineConfig, length_line, run
-from flr.models import ModelConfig
+from flr.jobs.mine import MineConfig, length_line, run
+from flr.kernel.models import ModelConfig
 from flr.scorers import ScorerConfig
 
 EXAMPLES = """examples:

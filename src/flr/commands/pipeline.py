@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from flr.commands._common import load_yaml_mapping
-from flr.pipeline import STAGES, Pipeline, headline
+from flr.jobs.pipeline import STAGES, Pipeline, headline
 
 EXAMPLES = """examples:
   flr pipeline --config examples/tiny-pipeline.yaml                  # all stages; finished ones are skipped

@@ -10,9 +10,7 @@ from flr.commands._common import (
     to_configs,
 )
 from flr.errors import FLRError
-from flr.models import ModelConfig, model_name
-from flr.scorers import ScorerConfig, build_scorer
-from flr.scoring import (
+from flr.jobs.score import (
     ScoreJobConfig,
     already_complete,
     debias_output,
@@ -21,6 +19,8 @@ from flr.scoring import (
     run_key,
     score_file,
 )
+from flr.kernel.models import ModelConfig, model_name
+from flr.scorers import ScorerConfig, build_scorer
 
 EXAMPLES = """examples:
   flr score examples/data/responses.jsonl -o scored.jsonl     # {prompt, response}: adds flr_reward

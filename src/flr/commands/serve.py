@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from flr.commands._common import add_command, check_scorer_settings, to_configs
-from flr.models import ModelConfig, model_name
+from flr.kernel.models import ModelConfig, model_name
 from flr.scorers import ScorerConfig, build_scorer
-from flr.serve import ServiceLimits
+from flr.serving.service import ServiceLimits
 
 
 @dataclass
@@ -40,7 +40,7 @@ def make_parser(subparsers):
         description="Load the scorer once and serve POST /score {records: [{prompt, response}]} -> rewards, "
         "POST /get_reward {query: [texts], prompts: [texts]} -> {rewards} (OpenRLHF's --remote_rm_url API), and "
         "GET /health. Needs pip install 'flr[serve]'. For TRL trainers in the same process, use "
-        "flr.rl.FLRRewardFunction instead.",
+        "flr.serving.rl.FLRRewardFunction instead.",
         dataclasses_=(ServeConfig, ServiceLimits, ScorerConfig, ModelConfig),
     )
     parser.epilog = """examples:
@@ -58,7 +58,7 @@ def main(args) -> int:
 
     config, limits, flr_config, model_config = to_configs(args, ServeConfig, ServiceLimits, ScorerConfig, ModelConfig)
     from flr.errors import FLRError
-    from flr.serve import create_app, is_loopback
+    from flr.serving.service import create_app, is_loopback
 
     api_key = config.api_key or os.environ.get("FLR_API_KEY") or None
     if api_key is None and not is_loopback(config.host):

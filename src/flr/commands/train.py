@@ -6,10 +6,10 @@ import argparse
 
 from flr.commands._common import add_command, make_subparsers, to_configs
 from flr.errors import FLRError
-from flr.models import ModelConfig
-from flr.reward_training import RewardTuningConfig, train_flr, train_rm_trl
-from flr.train import check_method_settings, train
-from flr.training import TrainConfig, check_ld_alpha, quiet_renames
+from flr.kernel.models import ModelConfig
+from flr.training.base import TrainConfig, check_ld_alpha, quiet_renames
+from flr.training.policy import check_method_settings, train
+from flr.training.reward import RewardTuningConfig, train_flr, train_rm_trl
 
 TRAIN_HELP = "Train a LoRA adapter: DPO or KTO on mined preferences, feedback SFT or preference tuning of the scorer."
 TRL_NOTE = (
@@ -79,7 +79,7 @@ def make_parser(subparsers, full: bool = True):
     methods = make_subparsers(parser, dest="method")
     for method in ("dpo", "kto", "feedback", "flr", "rm"):
         if method in TRL_METHODS:  # TRL's own config classes: a `trl dpo --config` YAML works unchanged
-            from flr.trl_args import FLR_DEFAULTS, METHOD_DEFAULTS, argument_classes
+            from flr.training.args import FLR_DEFAULTS, METHOD_DEFAULTS, argument_classes
 
             extra = (RewardTuningConfig,) if method == "rm" else ()
             sub = add_command(methods, method, help=HELP[method], dataclasses_=(*argument_classes(method), *extra))
@@ -97,8 +97,8 @@ def make_parser(subparsers, full: bool = True):
 
 def main(args) -> int:
     if args.method in TRL_METHODS:
-        from flr.train import train_trl
-        from flr.trl_args import argument_classes
+        from flr.training.args import argument_classes
+        from flr.training.policy import train_trl
 
         extra = (RewardTuningConfig,) if args.method == "rm" else ()
         try:

@@ -1,4 +1,6 @@
-"""Benchmarks and metrics for evaluating reward models (no torch imports here)."""
+"""Evaluating rewards: the benchmark registry (benchmarks), pure metrics (metrics), the `flr eval` runner and its
+reports (runner, report, html, browser), follow-up selection and fitting (selection, fitting), and content-free
+patterns and perturbations (patterns). Imports flr's plain modules and scorers; no torch at import time."""
 
 from flr.eval.benchmarks import (
     BENCHMARKS,

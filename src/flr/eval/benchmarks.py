@@ -556,7 +556,7 @@ def _natural(key: str) -> tuple:
 def _load_demo(_data_dir) -> list[dict]:
     from importlib.resources import files
 
-    text = files("flr").joinpath("data/demo_pairs.jsonl").read_text(encoding="utf-8")
+    text = files("flr").joinpath("resources/demo_pairs.jsonl").read_text(encoding="utf-8")
     rows = [json.loads(line) for line in text.splitlines() if line.strip()]
     return [{**{k: r[k] for k in ("id", "prompt", "chosen", "rejected")}, "subset": "pandalm"} for r in rows]
 
@@ -564,7 +564,7 @@ def _load_demo(_data_dir) -> list[dict]:
 BENCHMARKS["demo"] = Benchmark(
     "demo",
     "pairwise",
-    "24 PandaLM test pairs (Apache-2.0) shipped in the package: src/flr/data/demo_pairs.jsonl",
+    "24 PandaLM test pairs (Apache-2.0) shipped in the package: src/flr/resources/demo_pairs.jsonl",
     "A small real sample for the demo and smoke tests; needs no shared data.",
     _load_demo,
     needs_data=False,

@@ -9,9 +9,9 @@ FLR's margin (a PMI baseline is the same for both responses of a pair and cancel
 
 from __future__ import annotations
 
-from flr.cache import text_key
 from flr.eval.html import clip
 from flr.eval.metrics import length_matched
+from flr.scorers.cache import text_key
 
 
 def select_pairs(sizes: dict[str, int], limit: int) -> dict[str, list[int]]:

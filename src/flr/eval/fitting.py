@@ -42,7 +42,7 @@ LENGTH_SCALE = 100.0  # the length covariate's RMS in the fit: its penalty is 1e
 
 def length_feature(records: Sequence[dict]) -> np.ndarray:
     """Per pair: ``log(chars(chosen) / chars(rejected))``, each length at least 1 (the fit's length covariate)."""
-    from flr.debias import log_length
+    from flr.scorers.debias import log_length
 
     return log_length([len(r["chosen"]) for r in records]) - log_length([len(r["rejected"]) for r in records])
 

@@ -16,7 +16,7 @@ import re
 from functools import cache
 from pathlib import Path
 
-TEMPLATES = Path(__file__).parent / "templates"
+TEMPLATES = Path(__file__).parents[1] / "resources" / "templates"
 HTML_FILE = "report.html"
 MAX_TEXT = 10_000  # characters of one text kept in the page (a browser, not an archive; scorers read less)
 

@@ -15,9 +15,6 @@ from pathlib import Path
 
 import numpy as np
 
-from flr.cache import ScoreCache, score_with_cache, text_key
-from flr.data import read_records, write_json, write_jsonl
-from flr.debias import DEBIAS_HELP, check_mode, debias
 from flr.errors import FLRError
 from flr.eval.benchmarks import (
     BENCHMARKS,
@@ -38,6 +35,9 @@ from flr.eval.metrics import (
     system_correlations,
 )
 from flr.provenance import write_summary
+from flr.records import read_records, write_json, write_jsonl
+from flr.scorers.cache import ScoreCache, score_with_cache, text_key
+from flr.scorers.debias import DEBIAS_HELP, check_mode, debias
 
 logger = logging.getLogger(__name__)
 
@@ -148,8 +148,8 @@ def benchmark_records(name: str, config: EvalConfig) -> tuple[str, list[dict]]:
 
 def _checked(kind: str, record, index: int) -> dict:
     """A user benchmark record with every field checked as ``flr score`` checks it (file, line and field named)."""
-    from flr.data import get_prompt, get_text, record_id
     from flr.errors import InputError
+    from flr.records import get_prompt, get_text, record_id
 
     out = dict(record.data, id=record_id(record, index), prompt=get_prompt(record))
     if kind == "pairwise":
@@ -246,7 +246,7 @@ def evaluate_benchmark(
 
 def debiased(table: dict, requests: list[tuple], mode: str, length_of) -> dict:
     """``table`` (text key -> ScoreResult) with each reward replaced by its length-debiased value
-    (:func:`flr.debias.debias`) fitted over this benchmark's responses."""
+    (:func:`flr.scorers.debias.debias`) fitted over this benchmark's responses."""
     from dataclasses import replace
 
     keys = [k for k, _ in requests]

@@ -1,4 +1,6 @@
-"""Reward sources behind one protocol: FLR, the direct likelihood, length, and classifier reward models."""
+"""Reward sources behind one protocol (base): FLR (followup), the direct likelihood (direct), length and classifier
+reward models (baselines), their SQLite score cache (cache) and length-debiased rewards (debias). Imports flr's
+plain modules and kernel."""
 
 from __future__ import annotations
 
@@ -39,11 +41,11 @@ def build_scorer(
     """A scorer by name: ``flr``, ``direct``, ``length`` or ``rm:<hub id or folder>``.
 
     ``flr`` and ``direct`` need a causal LM: pass ``model`` and ``tokenizer``, or a ``model_config``
-    (:class:`flr.models.ModelConfig`) to load one.
+    (:class:`flr.kernel.models.ModelConfig`) to load one.
     """
     from flr.errors import FLRError
-    from flr.models import ModelConfig, load_model
-    from flr.models import model_name as short_name
+    from flr.kernel.models import ModelConfig, load_model
+    from flr.kernel.models import model_name as short_name
 
     if not is_scorer_name(name):
         raise FLRError(f"unknown scorer '{name}': use one of {', '.join(SCORERS)}")

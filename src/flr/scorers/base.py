@@ -211,7 +211,7 @@ class LMScorer(BaseScorer):
     """A scorer that reads log-probs from a causal LM (FLR and the direct baseline)."""
 
     def __init__(self, model, tokenizer, config, *, model_name: str | None = None):
-        from flr.chat import ChatRenderer
+        from flr.kernel.chat import ChatRenderer
 
         self.model, self.tokenizer, self.config = model, tokenizer, config
         self.model_name = model_name or getattr(model, "name_or_path", "model")

@@ -21,7 +21,7 @@ class LengthBaseline(BaseScorer):
 
 def classifier_ids(renderer, prompt, response: str) -> list[int]:
     """Token ids a classifier RM reads: the conversation + response + end of turn, rendered and cut from the left
-    exactly as FLR's scorer renders them (:class:`flr.chat.ChatRenderer`)."""
+    exactly as FLR's scorer renders them (:class:`flr.kernel.chat.ChatRenderer`)."""
     item = renderer.response_item(prompt, response)
     return item.prefix + item.continuations[0][: item.spans[0][1]]
 
@@ -34,7 +34,7 @@ def load_classifier(
 
     from transformers import AutoModelForSequenceClassification
 
-    from flr.models import adapter_base, is_adapter_dir, load_tokenizer, quiet_renames, resolve_spec
+    from flr.kernel.models import adapter_base, is_adapter_dir, load_tokenizer, quiet_renames, resolve_spec
 
     path = resolve_spec(spec)
     kwargs = dict(dtype=dtype, trust_remote_code=trust_remote_code)
@@ -76,8 +76,8 @@ class ClassifierReward(BaseScorer):
         max_length: int = 4096,
         trust_remote_code: bool = False,
     ):
-        from flr.chat import ChatRenderer
-        from flr.models import resolve_device, resolve_dtype, weights_fingerprint
+        from flr.kernel.chat import ChatRenderer
+        from flr.kernel.models import resolve_device, resolve_dtype, weights_fingerprint
 
         self.spec, self.batch_size, self.max_length = spec, batch_size, max_length
         self.name = f"rm:{spec}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from flr.logprobs import continuation_logprobs
+from flr.kernel.logprobs import continuation_logprobs
 from flr.scorers.base import LMScorer, ScorerConfig, ScoreResult, kernel_kwargs, reduce_logprobs
 
 

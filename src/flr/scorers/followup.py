@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 
 from flr.followups import load_followups
-from flr.logprobs import continuation_logprobs
+from flr.kernel.logprobs import continuation_logprobs
 from flr.scorers.base import LMScorer, ScorerConfig, ScoreResult, kernel_kwargs
 
 FLRConfig = ScorerConfig  # its former name, kept for code that imports it
@@ -138,14 +138,14 @@ class FollowUpReward(LMScorer):
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def attach_cache(self, cache) -> None:
-        """Store and reuse per-follow-up log-probs in ``cache`` (a :class:`flr.cache.ScoreCache`)."""
+        """Store and reuse per-follow-up log-probs in ``cache`` (a :class:`flr.scorers.cache.ScoreCache`)."""
         self.logprob_cache = cache
 
     # -- scoring ---------------------------------------------------------------------------------------
 
     def followup_values(self, records: Sequence[dict]) -> list[tuple[bool, list[dict]]]:
         """Per record: (truncated, per follow-up ``{mean, sum, tokens}``), from the cache where it has them."""
-        from flr.cache import text_key
+        from flr.scorers.cache import text_key
 
         texts = [text for _, _, text in self.utterances]
         keys = [text_key(r["prompt"], r["response"]) for r in records]
@@ -184,7 +184,7 @@ class FollowUpReward(LMScorer):
         values = self.followup_values(records)
         baselines = [None] * len(records)
         if self.config.calibration == "pmi":
-            from flr.cache import text_key
+            from flr.scorers.cache import text_key
 
             prompts = {text_key(r["prompt"], ""): r["prompt"] for r in records}
             neutral = [{"prompt": p, "response": self.config.content_free} for p in prompts.values()]

@@ -17,11 +17,11 @@ import json
 import logging
 from collections.abc import Sequence
 
-from flr.chat import ChatRenderer
-from flr.data import read_records
 from flr.errors import FLRError, InputError
-from flr.models import ModelConfig, load_model
-from flr.training import TrainConfig, checkpointing_kwargs, lora_config, quiet_renames, run_trainer
+from flr.kernel.chat import ChatRenderer
+from flr.kernel.models import ModelConfig, load_model
+from flr.records import read_records
+from flr.training.base import TrainConfig, checkpointing_kwargs, lora_config, quiet_renames, run_trainer
 
 logger = logging.getLogger(__name__)
 
@@ -178,7 +178,7 @@ def train(method: str, cfg: TrainConfig, model_config: ModelConfig, *, model=Non
 
 
 def train_trl(method: str, data, args, model_args) -> dict:
-    """``flr train dpo|kto`` from TRL's own configs (:mod:`flr.trl_args`): data, DPOConfig/KTOConfig, ModelConfig."""
+    """``flr train dpo|kto`` from TRL's own configs (:mod:`flr.training.args`): data, DPOConfig/KTOConfig, ModelConfig."""
 
     import torch
     from trl import get_peft_config

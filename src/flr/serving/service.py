@@ -117,8 +117,8 @@ class RecordTooLarge(FLRError):
 
 def validate_records(records, limits: ServiceLimits) -> list[dict]:
     """Records checked as ``flr score`` checks them (plus the size bounds); raises InputError naming the record."""
-    from flr.data import Record, to_scoring_input
     from flr.errors import InputError
+    from flr.records import Record, to_scoring_input
 
     out = []
     for i, raw in enumerate(records):
@@ -255,7 +255,7 @@ def create_app(
     @app.post("/get_reward")
     async def get_reward(request: Request):
         """OpenRLHF's remote reward model API: {query: [full texts], prompts?: [prompt texts]} -> {rewards}."""
-        from flr.chat import split_query
+        from flr.kernel.chat import split_query
 
         started = time.monotonic()
         payload = await read_json(request)

@@ -145,7 +145,7 @@ def load_followups(path: str | os.PathLike[str] | None = None) -> FollowUpSet:
         path = DEFAULT_NAME
     path = ALIASES.get(path, path) if isinstance(path, str) else path
     if isinstance(path, str) and path in PACKAGED:
-        ref = resources.files(__name__).joinpath(f"{path}.yaml")
+        ref = resources.files("flr").joinpath("resources", "followups", f"{path}.yaml")
         return _parse(ref.read_text(encoding="utf-8"), label=f"{path}.yaml", json_format=False, stem=f"flr-{path}")
     p = Path(path)
     label = str(path)

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import torch
 
-from flr.chat import ChatRenderer
-from flr.data import CANDIDATES_FILE, ResumableWriter, prompt_messages, read_records, record_id
 from flr.errors import FLRError, InputError
-from flr.models import ModelConfig, adapter_base, is_adapter_dir, load_model, resolve_spec
+from flr.kernel.chat import ChatRenderer
+from flr.kernel.models import ModelConfig, adapter_base, is_adapter_dir, load_model, resolve_spec
 from flr.provenance import write_summary
+from flr.records import CANDIDATES_FILE, ResumableWriter, prompt_messages, read_records, record_id
 
 logger = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ class VLLMSampler:
         from vllm import LLM
         from vllm.lora.request import LoRARequest
 
-        from flr.models import load_tokenizer
+        from flr.kernel.models import load_tokenizer
 
         path, self.lora = resolve_spec(spec.model), None
         kwargs = {"seed": sampling.seed, "trust_remote_code": spec.trust_remote_code}

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import torch
 
-from flr.data import looks_local
 from flr.errors import FLRError
 from flr.paths import cache_dir
+from flr.records import looks_local
 
 logger = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ def resolve_spec(spec: str) -> str:
     if spec in PACKAGED_ADAPTERS:
         from importlib.resources import files
 
-        return str(files("flr").joinpath("adapters", spec))
+        return str(files("flr").joinpath("resources", "adapters", spec))
     path = Path(spec).expanduser()
     if path.suffix == ".gguf":
         if not path.exists():

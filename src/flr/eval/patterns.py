@@ -8,7 +8,7 @@ refusal, "I don't know."): a reward should fall. ``flr audit`` measures how each
 
 Users add their own in a Python file (``flr audit --perturbations-file my.py``)::
 
-    from flr.audit import perturbation
+    from flr.jobs.audit import perturbation
 
     @perturbation("emoji", kind="content-free")
     def emoji(prompt, response):
@@ -227,7 +227,7 @@ def load_perturbations_file(path: str | Path) -> dict[str, Perturbation]:
     if not found:
         raise FLRError(
             f"{path} defines no perturbation: decorate a function (prompt, response) -> str with "
-            "@perturbation('name') from flr.audit"
+            "@perturbation('name') from flr.jobs.audit"
         )
     return found
 

@@ -14,8 +14,8 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from flr.data import message_problem
 from flr.errors import FLRError
+from flr.records import message_problem
 
 logger = logging.getLogger(__name__)
 

@@ -26,10 +26,10 @@ from pathlib import Path
 import torch
 from transformers import Trainer
 
-from flr.chat import ChatRenderer
 from flr.errors import FLRError
 from flr.followups import SCORER_FOLLOWUPS, dump_followups
-from flr.models import ModelConfig, load_model
+from flr.kernel.chat import ChatRenderer
+from flr.kernel.models import ModelConfig, load_model
 from flr.scorers.baselines import classifier_ids, load_classifier
 from flr.scorers.followup import (
     FOLLOWUP_RESERVE,
@@ -38,7 +38,7 @@ from flr.scorers.followup import (
     followup_reward,
     sample_followups,
 )
-from flr.training import TrainConfig, checkpointing_kwargs, lora_config, quiet_renames, run_trainer
+from flr.training.base import TrainConfig, checkpointing_kwargs, lora_config, quiet_renames, run_trainer
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ def load_pairs(cfg: TrainConfig) -> list[dict]:
 def read_pairs(source: str | None, *, split="train", field_map=None, limit=None) -> list[dict]:
     """``{prompt, chosen, rejected}`` records (TRL's standard or conversational preference format), each checked:
     a missing, empty or non-text field stops with one line naming file, line and field."""
-    from flr.data import get_prompt, get_text, read_records, validate_messages
+    from flr.records import get_prompt, get_text, read_records, validate_messages
 
     if not source:
         raise FLRError("no training data: pass --data FILE with {prompt, chosen, rejected} records")
@@ -180,7 +180,7 @@ class FLRTrainer(Trainer):
         return [utterances[i] for i in indices], coefficients
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        from flr.logprobs import packed_hidden, scaled_logits
+        from flr.kernel.logprobs import packed_hidden, scaled_logits
 
         records = inputs["records"]
         followups, coefficients = self._sample_followups()
@@ -328,7 +328,7 @@ def train_rm(
     cfg: TrainConfig, model_config: ModelConfig, tuning: RewardTuningConfig | None = None, *, max_length: int = 512
 ) -> dict:
     """A classifier reward model (score head + LoRA) on the same backbone and pairs, through TRL's RewardTrainer."""
-    from flr.models import resolve_device
+    from flr.kernel.models import resolve_device
 
     tuning = tuning or RewardTuningConfig()
     records = load_pairs(cfg)
@@ -341,12 +341,12 @@ def train_rm(
 
 
 def train_rm_trl(data, args, model_args, tuning: RewardTuningConfig | None = None) -> dict:
-    """``flr train rm`` from TRL's own configs (:mod:`flr.trl_args`): data, ``RewardConfig``, ``ModelConfig``."""
+    """``flr train rm`` from TRL's own configs (:mod:`flr.training.args`): data, ``RewardConfig``, ``ModelConfig``."""
     import dataclasses
 
     from trl import get_peft_config
 
-    from flr.models import resolve_device
+    from flr.kernel.models import resolve_device
 
     tuning = tuning or RewardTuningConfig()
     records = read_pairs(data.dataset_name, split=data.dataset_train_split, field_map=data.field_map, limit=data.limit)

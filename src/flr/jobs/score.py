@@ -10,10 +10,10 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from flr.data import ResumableWriter, content_keys, read_records, to_scoring_input, write_jsonl
-from flr.debias import DEBIAS_HELP, check_mode, debias
 from flr.errors import FLRError, InputError
+from flr.records import ResumableWriter, content_keys, read_records, to_scoring_input, write_jsonl
 from flr.scorers.base import BaseScorer
+from flr.scorers.debias import DEBIAS_HELP, check_mode, debias
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ DEBIASED = ("_reward_debiased", "_chosen_debiased", "_rejected_debiased", "_marg
 
 def debias_output(job: ScoreJobConfig, data: ScoreInputs, prefix: str) -> dict:
     """The final pass of ``--length-debias``: once every row of the input is in the output, compute the debiased
-    rewards over them all (:func:`flr.debias.debias`) and rewrite the output atomically with the extra fields.
+    rewards over them all (:func:`flr.scorers.debias.debias`) and rewrite the output atomically with the extra fields.
 
     Rows of the output that are not in this input (a run with a larger --limit wrote them) neither enter the fit
     nor keep debiased fields from an earlier pass. Returns what was fitted."""
@@ -284,7 +284,7 @@ def run_key(job: ScoreJobConfig, scorer_config, model_config) -> str:
     import dataclasses
     import hashlib
 
-    from flr.models import resolve_device, resolve_dtype, weights_fingerprint
+    from flr.kernel.models import resolve_device, resolve_dtype, weights_fingerprint
 
     settings = {
         k: v

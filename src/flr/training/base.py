@@ -1,7 +1,7 @@
 """What every ``flr train`` method shares: the data and LoRA settings (:class:`TrainConfig`), LoRA configs, checkpoint
 resolution, and :func:`run_trainer`, which trains, saves the adapter where every flr command finds it, and writes
-summary.json with the loss curves and training.png. The methods themselves are jobs: :mod:`flr.train` (DPO, KTO,
-feedback SFT through TRL) and :mod:`flr.reward_training` (FLR preference tuning, classifier reward models)."""
+summary.json with the loss curves and training.png. The methods themselves are jobs: :mod:`flr.training.policy` (DPO, KTO,
+feedback SFT through TRL) and :mod:`flr.training.reward` (FLR preference tuning, classifier reward models)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flr.errors import FLRError
-from flr.models import quiet_renames, record_adapter_base  # noqa: F401 - re-exported for the trainers
+from flr.kernel.models import quiet_renames, record_adapter_base  # noqa: F401 - re-exported for the trainers
 from flr.provenance import write_summary
 
 logger = logging.getLogger(__name__)

@@ -1,10 +1,10 @@
 """``flr audit``: what the reward rewards. Each scorer reads every response before and after each perturbation
-(:mod:`flr.patterns`); a content-free edit should leave the reward where it was, a destructive one should lower it.
+(:mod:`flr.eval.patterns`); a content-free edit should leave the reward where it was, a destructive one should lower it.
 
 Per scorer and perturbation the audit reports the share of responses whose reward rises (strictly) with a 95%
 Wilson interval, the share that falls, and the median change, also in units of the scorer's median
 |chosen - rejected| margin when the input has labelled pairs (a change of 1 moves the reward as much as a typical
-pair differs). Each edited response is one more record in the score cache (:func:`flr.cache.score_with_cache`), so
+pair differs). Each edited response is one more record in the score cache (:func:`flr.scorers.cache.score_with_cache`), so
 a killed audit resumes and a re-run computes nothing. The run folder holds ``audit.jsonl`` (per response and
 perturbation: each scorer's reward before and after), ``summary.json``, ``report.md``, ``audit.png`` and
 ``report.html`` (the tables, the plot, and each perturbation with examples before and after).
@@ -21,10 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from flr.cache import ScoreCache, score_with_cache, text_key
-from flr.data import write_jsonl
 from flr.errors import FLRError
-from flr.patterns import (  # noqa: F401 - users' perturbation files import these from here
+from flr.eval.patterns import (  # noqa: F401 - users' perturbation files import these from here
     DETECTORS,
     PERTURBATIONS,
     Perturbation,
@@ -35,6 +33,8 @@ from flr.patterns import (  # noqa: F401 - users' perturbation files import thes
     select_perturbations,
 )
 from flr.provenance import write_summary
+from flr.records import write_jsonl
+from flr.scorers.cache import ScoreCache, score_with_cache, text_key
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class AuditConfig:
     perturbations_file: str | None = field(
         default=None,
         metadata={
-            "help": "A Python file that defines more perturbations with @perturbation('name') from flr.audit; they "
+            "help": "A Python file that defines more perturbations with @perturbation('name') from flr.jobs.audit; they "
             "join the built-in ones (all of them, unless --perturbations names some)."
         },
     )
@@ -219,7 +219,7 @@ def load_audit_input(config: AuditConfig) -> tuple[str, int, list[dict], list[tu
             sides = ("chosen", "rejected") if kind == "pairwise" else ("response",)
             groups.append([(str(r.get("id")), side, r.get("subset", "all"), r["prompt"], r[side]) for side in sides])
     else:
-        from flr.scoring import ScoreJobConfig, load_inputs
+        from flr.jobs.score import ScoreJobConfig, load_inputs
 
         data = load_inputs(ScoreJobConfig(input=name, split=config.split, field_map=config.field_map))
         rows = list(zip(data.rows, data.inputs))

@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 
 from flr.arguments import parse_mapping
-from flr.data import MINED_FILES, SUMMARY_FILE, read_jsonl, write_json
 from flr.errors import FLRError
-from flr.models import ModelConfig
+from flr.kernel.models import ModelConfig
 from flr.provenance import provenance
+from flr.records import MINED_FILES, SUMMARY_FILE, read_jsonl, write_json
 
 logger = logging.getLogger(__name__)
 
@@ -73,19 +73,19 @@ class Pipeline:
     # -- stages -------------------------------------------------------------------------------------------
 
     def _generate_configs(self) -> tuple:
-        from flr.generate import GenerateConfig, PromptConfig, SamplingConfig
+        from flr.jobs.generate import GenerateConfig, PromptConfig, SamplingConfig
 
         section = self._model(self.policy, self.section("generate"))
         section["output_dir"] = str(self.dir("generate"))
         return build_configs(section, (PromptConfig, SamplingConfig, GenerateConfig, ModelConfig), "generate")
 
     def generate(self) -> dict:
-        from flr.generate import run
+        from flr.jobs.generate import run
 
         return run(*self._generate_configs())
 
     def _mine_configs(self) -> tuple:
-        from flr.mine import MineConfig
+        from flr.jobs.mine import MineConfig
         from flr.scorers import ScorerConfig
 
         section = {"model": "default", **self.device, **self.section("mine")}
@@ -93,13 +93,13 @@ class Pipeline:
         return build_configs(section, (MineConfig, ScorerConfig, ModelConfig), "mine")
 
     def mine(self) -> dict:
-        from flr.mine import run
+        from flr.jobs.mine import run
 
         return run(*self._mine_configs())
 
     def _train_configs(self) -> tuple:
-        from flr.train import check_method_settings
-        from flr.training import TrainConfig
+        from flr.training.base import TrainConfig
+        from flr.training.policy import check_method_settings
 
         section = self._model(self.policy, self.section("train"))
         section.update(data=str(self.dir("mine") / MINED_FILES[self.method]), output_dir=str(self.dir("train")))
@@ -108,7 +108,7 @@ class Pipeline:
         return cfg, model_config
 
     def train(self) -> dict:
-        from flr.train import train
+        from flr.training.policy import train
 
         cfg, model_config = self._train_configs()
         if not read_jsonl(cfg.data):
@@ -123,8 +123,8 @@ class Pipeline:
         return train(self.method, cfg, model_config)
 
     def _compare_configs(self) -> tuple:
-        from flr.compare import SAMPLING_DEFAULTS, CompareConfig
-        from flr.generate import PromptConfig, SamplingConfig
+        from flr.jobs.compare import SAMPLING_DEFAULTS, CompareConfig
+        from flr.jobs.generate import PromptConfig, SamplingConfig
         from flr.scorers import ScorerConfig
 
         generate = self.section("generate")
@@ -139,7 +139,7 @@ class Pipeline:
 
     def check_held_out(self) -> None:
         """Compare prompts must not be training prompts (checked on the prompt texts, before anything runs)."""
-        from flr.generate import PromptConfig, SamplingConfig, load_prompts
+        from flr.jobs.generate import PromptConfig, SamplingConfig, load_prompts
 
         candidates = self.dir("generate") / "candidates.jsonl"
         if self.done("generate"):
@@ -159,7 +159,7 @@ class Pipeline:
             )
 
     def compare(self) -> dict:
-        from flr.compare import run
+        from flr.jobs.compare import run
 
         return run(*self._compare_configs())
 
@@ -211,7 +211,7 @@ def headline(report: dict) -> list[str]:
             dropped = ", ".join(f"{n} {r}" for r, n in st["dropped"].items() if n) or "none"
             note = f"{st['rows']} rows from {st['prompts']} prompts, dropped: {dropped}"
             if "yield" in st:  # summaries written before length control have none
-                from flr.mine import length_line
+                from flr.jobs.mine import length_line
 
                 note += f"; {length_line(st)}"
         elif stage == "train":

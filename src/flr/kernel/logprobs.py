@@ -32,7 +32,7 @@ from itertools import chain
 
 import torch
 
-from flr.chat import ScoringItem, common_prefix_length
+from flr.kernel.chat import ScoringItem, common_prefix_length
 
 logger = logging.getLogger(__name__)
 

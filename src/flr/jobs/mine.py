@@ -8,7 +8,7 @@ and worst, or a best-worst margin below ``min_margin``.
 Length control (reward models, FLR included, tend to prefer the longer response): ``length_band=R`` picks, among
 the pairs whose character lengths are within ``max/min <= R``, the one with the largest reward margin (dropped as
 ``no_pair_in_length_band`` when there is none), and ``length_debias`` (``batch``, ``prompt``) selects by the reward
-minus its least-squares line on log length (:mod:`flr.debias`). The summary reports the mined pairs' length ratios.
+minus its least-squares line on log length (:mod:`flr.scorers.debias`). The summary reports the mined pairs' length ratios.
 
 Scoring writes ``scored.jsonl`` row by row (each distinct candidate scored once), so a killed run resumes and
 re-mining with another margin or format costs no scoring.
@@ -23,7 +23,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flr.data import (
+from flr.errors import FLRError, InputError
+from flr.eval.patterns import pattern_line, preference_patterns
+from flr.records import (
     CANDIDATES_FILE,
     MINED_FILES,
     SCORED_FILE,
@@ -33,10 +35,8 @@ from flr.data import (
     record_id,
     write_jsonl,
 )
-from flr.debias import DEBIAS_HELP, check_mode, debias
-from flr.errors import FLRError, InputError
-from flr.patterns import pattern_line, preference_patterns
 from flr.scorers.base import BaseScorer
+from flr.scorers.debias import DEBIAS_HELP, check_mode, debias
 
 logger = logging.getLogger(__name__)
 
@@ -356,7 +356,7 @@ def length_line(stats: dict) -> str:
 
 
 def debiased_scores(candidates: Sequence[Sequence[str]], scores: Sequence[Sequence[float]], mode: str):
-    """Per row, every candidate's length-debiased reward (:func:`flr.debias.debias`), fitted over the distinct
+    """Per row, every candidate's length-debiased reward (:func:`flr.scorers.debias.debias`), fitted over the distinct
     candidates with finite rewards: all rows together (``batch``) or each row alone (``prompt``). A repeated text
     takes its first occurrence's value. ``none``: the rewards as they are. Returns (per-row lists, fit info)."""
     if check_mode(mode) == "none":
@@ -455,7 +455,7 @@ def score_candidates(rows: list[dict], scorer: BaseScorer, output: str | Path, *
 
 def run(cfg: MineConfig, flr_config, model_config, *, scorer: BaseScorer | None = None, progress: bool = True) -> dict:
     """``flr mine``: candidates -> ``scored.jsonl`` -> ``pairs.jsonl`` (dpo) or ``unpaired.jsonl`` (kto) + summary."""
-    from flr.models import model_name
+    from flr.kernel.models import model_name
     from flr.provenance import write_summary
     from flr.scorers import build_scorer
 

@@ -11,9 +11,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flr.data import read_jsonl, read_records, record_id, write_jsonl
 from flr.errors import FLRError, InputError
-from flr.models import ModelConfig
+from flr.kernel.models import ModelConfig
+from flr.records import read_jsonl, read_records, record_id, write_jsonl
 
 # third person -> what the user would say to the assistant; the order matters (longest first)
 _PERSON = [
@@ -134,10 +134,10 @@ def read_critiques(cfg: RewriteConfig) -> list[dict]:
 def rewrite_critiques(cfg: RewriteConfig, model_config: ModelConfig, *, model=None, tokenizer=None) -> dict:
     """Third-person critiques -> first-person user follow-ups (greedy), written to ``cfg.output``.
 
-    Generation goes through :func:`flr.generate.generate` into ``<output>.generations.jsonl`` (resumable); the
+    Generation goes through :func:`flr.jobs.generate.generate` into ``<output>.generations.jsonl`` (resumable); the
     output holds each input record plus ``feedback`` (records whose rewrite came out empty are dropped, counted).
     """
-    from flr.generate import SamplingConfig, generate
+    from flr.jobs.generate import SamplingConfig, generate
 
     if not cfg.input or not cfg.output:
         raise FLRError("give --input FILE and --output OUT.jsonl")

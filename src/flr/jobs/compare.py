@@ -23,16 +23,16 @@ from pathlib import Path
 
 import numpy as np
 
-from flr.cache import cached_scores
-from flr.data import COMPARE_FILE, read_jsonl, write_jsonl
 from flr.errors import FLRError
 from flr.eval.html import compare_page
 from flr.eval.metrics import bootstrap_ci, length_controlled_win_rate, win_rate
-from flr.generate import PromptConfig, SamplingConfig, generate, load_prompts
-from flr.models import ModelConfig, load_model, model_name
-from flr.patterns import pattern_report, pattern_section
+from flr.eval.patterns import pattern_report, pattern_section
+from flr.jobs.generate import PromptConfig, SamplingConfig, generate, load_prompts
+from flr.kernel.models import ModelConfig, load_model, model_name
 from flr.provenance import write_summary
+from flr.records import COMPARE_FILE, read_jsonl, write_jsonl
 from flr.scorers import ScorerConfig, build_scorer
+from flr.scorers.cache import cached_scores
 
 logger = logging.getLogger(__name__)
 

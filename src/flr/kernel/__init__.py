@@ -1,0 +1,2 @@
+"""The model side: load a model (models), render a conversation and find the follow-up's tokens (chat), and the
+packed log-probs of many follow-ups after one shared prefix (logprobs). Imports only flr's plain modules."""
