@@ -45,7 +45,7 @@ class Benchmark:
 
 
 def _default_data_dirs() -> list[Path]:
-    repo_root = Path(__file__).resolve().parents[3]
+    repo_root = Path(__file__).resolve().parents[4]
     return [Path("shared/data"), Path("../shared/data"), repo_root.parent / "shared" / "data"]
 
 
