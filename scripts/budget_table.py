@@ -52,7 +52,7 @@ def length_table(budget: Path, lengths: Path) -> None:
     paper's 60 at 2048)."""
     runs = [  # (follow-up set, --max-length, run folder)
         ("paper's 60 (first release)", 2048, lengths / "test2048-paper"),
-        ("selected 12 (default)", 2048, lengths / "test2048-selected"),
+        ("selected 12 (then the default)", 2048, lengths / "test2048-selected"),
         ("paper's 60", 512, budget / "test-default"),
         ("selected 12", 512, budget / "test-select-top2"),
     ]

@@ -6,7 +6,8 @@
 #
 #   bash scripts/followup_budget.sh && python scripts/budget_table.py runs/budget
 #
-# Then the paper's 60 (the first release's default) and the selected 12 (today's) at --max-length 2048, the default
+# Then the paper's 60 (the default, as in the first release) and the selected 12 (the default in between) at
+# --max-length 2048, the default
 # length, on the same test pairs (~45 min on 2 cores; LENGTHS=0 skips them):
 #
 #   python scripts/budget_table.py --lengths runs/budget runs/len

@@ -181,8 +181,7 @@ class Counting:
         yield from self.scorer.iter_score(records, chunk_size=chunk_size)
 
     def attach_cache(self, cache):
-        if hasattr(self.scorer, "attach_cache"):
-            self.scorer.attach_cache(cache)
+        self.scorer.attach_cache(cache)
 
     def fingerprint(self):
         return self.scorer.fingerprint()

@@ -302,3 +302,49 @@ def test_record_dataclass():
         "prompt": "q",
         "response": "r",
     }
+
+
+def test_content_fingerprint_is_sorted_json_sha256():
+    import hashlib
+
+    from flr.records import content_fingerprint
+
+    expected = hashlib.sha256(b'{"a": [1, "x"], "b": 2}').hexdigest()[:16]
+    assert content_fingerprint({"b": 2, "a": [1, "x"]}) == expected
+    unsorted = hashlib.sha256(b'{"b": 2, "a": 1}').hexdigest()[:16]
+    assert content_fingerprint({"b": 2, "a": 1}, sort_keys=False) == unsorted
+
+
+def test_list_flags_take_commas_spaces_and_yaml_lists(tmp_path):
+    """One normaliser (flr.arguments.split_list) behind every list flag: the comma form the README uses, the
+    space-separated form of TRL's list[str] fields, and a YAML list or string give the same list."""
+    from flr.arguments import split_list
+    from flr.cli import build_parser
+    from flr.commands._common import apply_config_file, to_configs
+    from flr.eval.runner import EvalConfig
+    from flr.jobs.audit import AuditConfig
+
+    assert split_list("a, b,,c") == split_list(["a,b", "c"]) == split_list(("a", " b ", "c")) == ["a", "b", "c"]
+    assert split_list(None) == split_list("") == []
+
+    def parse(argv, cls):  # as flr.cli.main parses
+        parser = build_parser(argv)
+        args = parser.parse_args(argv)
+        args._parser._root = parser
+        return to_configs(apply_config_file(args, argv), cls)
+
+    want = (["length", "direct", "flr"], ["autoj", "pandalm"])
+    for argv in (
+        ["eval", "--scorers", "length,direct,flr", "--benchmarks", "autoj,pandalm"],
+        ["eval", "--scorers", "length", "direct", "flr", "--benchmarks", "autoj", "pandalm"],
+        ["eval", "--scorers", "length, direct", "flr", "--benchmarks=autoj,pandalm"],
+    ):
+        config = parse(argv, EvalConfig)
+        assert (config.scorers, config.benchmarks) == want, argv
+    for text in ("scorers: [length, direct, flr]\nbenchmarks: autoj,pandalm\n", "scorers: length,direct,flr\n"):
+        (tmp_path / "c.yaml").write_text(text)
+        config = parse(["eval", "--config", str(tmp_path / "c.yaml"), "--benchmarks", "autoj", "pandalm"], EvalConfig)
+        assert (config.scorers, config.benchmarks) == want
+    assert parse(["eval"], EvalConfig).scorers == ["flr", "direct", "length"]
+    audit = parse(["audit", "x.jsonl", "--perturbations", "closer", "opener,refusal"], AuditConfig)
+    assert audit.perturbations == ["closer", "opener", "refusal"] and audit.scorers == ["flr", "direct", "length"]

@@ -29,6 +29,9 @@ class Counting:
         self.count += len(records)
         yield from self.scorer.iter_score(records, chunk_size=chunk_size)
 
+    def attach_cache(self, cache):
+        self.scorer.attach_cache(cache)
+
     def fingerprint(self):
         return self.scorer.fingerprint()
 

@@ -100,3 +100,36 @@ def test_cli_select(tmp_path, tiny_model_dir, capsys):
     assert len(rows) == 20 and rows[0]["accuracy"] >= rows[-1]["accuracy"]
     assert main(["followups", "show", "--followups", str(out)]) == 0
     assert "understanding" in capsys.readouterr().out
+
+
+def test_the_fit_seed_shuffles_the_cross_validation_folds():
+    import numpy as np
+
+    from flr.eval.fitting import cv_folds, fit_weights
+
+    n = 60
+    folds = cv_folds(n, 5, seed=0)
+    for train, test in folds:  # a pair and its mirror are never split between train and test
+        assert set(test % n).isdisjoint(train % n)
+    tests = lambda f: [sorted(t) for _, t in f]  # noqa: E731
+    assert tests(cv_folds(n, 5, seed=0)) == tests(folds) != tests(cv_folds(n, 5, seed=1))
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(n, 6))
+    features[:, 0] += 0.3
+    fits = {seed: fit_weights(features, seed=seed)[1] for seed in range(4)}
+    assert fit_weights(features, seed=2)[1] == fits[2]  # the same seed, the same fit
+    assert len({s["cv_accuracy"] for s in fits.values()}) > 1  # another seed, other folds: another CV estimate
+
+
+def test_cli_fit_writes_the_weighted_set_it_reports(tmp_path, tiny_model_dir, capsys):
+    out = tmp_path / "w.yaml"
+    common = ["--followups", "compact", "--categories", "understanding", "--model", str(tiny_model_dir)]
+    args = ["followups", "fit", "--benchmarks", "demo", "--seed", "3", "--cache", str(tmp_path / "c.sqlite")]
+    assert main([*args, "-o", str(out), *common]) == 0
+    printed = capsys.readouterr().out
+    fitted = load_followups(out)
+    assert fitted.weighted and len(fitted.coefficients) == 4
+    assert "flr followups fit: 24 pairs" in printed and str(out) in printed
+    assert "seed: 3" in out.read_text()
+    assert main(["followups", "fit", "--benchmarks", "", "-o", str(out), *common]) == 2
+    assert "give --benchmarks" in capsys.readouterr().err

@@ -9,10 +9,11 @@ import pytest
 from flr.errors import FLRError, InputError
 from flr.eval.fitting import fit_weights, pair_features, weighted_set
 from flr.followups import dump_followups, load_followups
-from flr.kernel.models import ModelConfig, load_model, weights_fingerprint
+from flr.kernel.models import load_model, weights_fingerprint
 from flr.scorers import FollowUpReward, ScorerConfig, build_scorer
 from flr.scorers.cache import ScoreCache
-from flr.training.base import TrainConfig
+from flr.training import train
+from flr.training.args import from_mapping
 
 SIDES = ("chosen", "rejected")
 PAIRS = [
@@ -24,6 +25,11 @@ PAIRS = [
 def _write(path, rows):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return str(path)
+
+
+def _configs(method: str, **keys) -> tuple:
+    """``(data, trainer config, model)`` as ``flr train <method> --config`` builds them from these keys."""
+    return from_mapping(method, {"use_cpu": True, **keys}, "test")
 
 
 def test_weighted_set_loads_and_changes_rewards(tiny, tmp_path):
@@ -142,17 +148,15 @@ def _margin(model_dir_or_model, tokenizer=None):
 
 
 def test_preference_tuning_raises_the_margin_and_scores_as_a_model(tiny_model_dir, tmp_path):
-    from flr.training.reward import RewardTuningConfig, train_flr
-
     data = _write(tmp_path / "pairs.jsonl", PAIRS)
     before = _margin(tiny_model_dir)
     out = tmp_path / "flr"
-    cfg = TrainConfig(
-        data=data, output_dir=str(out), max_steps=8, per_device_train_batch_size=2, learning_rate=3e-2,
-        max_length=256, save_steps=4, resume_from_checkpoint="none", lora_r=8,
+    configs = _configs(
+        "flr", data=data, model=str(tiny_model_dir), output_dir=str(out), max_steps=8, per_device_train_batch_size=2,
+        learning_rate=3e-2, max_length=256, save_steps=4, resume_from_checkpoint="none", lora_r=8,
+        followups_per_step=2, kl_coef=0.1, lora_layers=None,
     )  # fmt: skip
-    tuning = RewardTuningConfig(followups_per_step=2, kl_coef=0.1, lora_layers=None)
-    summary = train_flr(cfg, ModelConfig(model=str(tiny_model_dir), device="cpu"), tuning=tuning)
+    summary = train("flr", *configs)
     assert summary["steps"] == 8 and summary["seconds_per_step"] > 0 and (out / "training.png").exists()
     assert "kl" in summary["final"] and (out / "flr_followups.yaml").exists()
     after = _margin(out)  # the output folder is a model spec; FLR scores with the adapter's follow-up set
@@ -171,19 +175,17 @@ def test_the_trained_reward_is_the_scored_reward(tiny_model_dir, tmp_path, body,
     """FLRTrainer's reward is FollowUpReward's: each follow-up weighted by its coefficient (1/len of its list), the
     categories by --weights. A set whose positive and negative lists differ in length is the case that tells."""
     import torch
-    from transformers import TrainingArguments
 
-    from flr.training.reward import FLRTrainer, RewardTuningConfig
+    from flr.training.reward import FLRConfig, FLRTrainer
 
     path = tmp_path / "set.yaml"
     path.write_text(body)
     model, tokenizer = load_model(str(tiny_model_dir), device="cpu", dtype="float32")
     config = ScorerConfig(followups=str(path), weights=weights, max_length=256)
-    tuning = RewardTuningConfig(followups_per_step=3, kl_coef=0.0)  # every follow-up, every step
-    args = TrainingArguments(output_dir=str(tmp_path / "out"), use_cpu=True, report_to="none")
-    trainer = FLRTrainer(
-        model=model, args=args, processing_class=tokenizer, flr_config=config, tuning=tuning, beta=10.0
+    args = FLRConfig(  # every follow-up, every step
+        output_dir=str(tmp_path / "out"), use_cpu=True, report_to="none", followups_per_step=3, kl_coef=0.0
     )
+    trainer = FLRTrainer(model=model, args=args, processing_class=tokenizer, flr_config=config)
     with torch.no_grad():
         trainer.compute_loss(model, {"records": PAIRS})
     scored = FollowUpReward(model, tokenizer, config).score(
@@ -238,23 +240,22 @@ def test_classifier_rm_learns_the_direction_of_the_pairs(tiny_model_dir, tmp_pat
     the same pairs with chosen and rejected swapped: an RM trained backwards fails this."""
     import torch
 
-    from flr.training.reward import train_rm
-
-    def train(name, pairs):
+    def trained(name, pairs):
         out = tmp_path / name
-        cfg = TrainConfig(
-            data=_write(tmp_path / f"{name}.jsonl", pairs * 2), output_dir=str(out), max_steps=4,
-            per_device_train_batch_size=2, learning_rate=1e-2, max_length=128, resume_from_checkpoint="none",
+        configs = _configs(
+            "rm", data=_write(tmp_path / f"{name}.jsonl", pairs * 2), model=str(tiny_model_dir), output_dir=str(out),
+            max_steps=4, per_device_train_batch_size=2, learning_rate=1e-2, max_length=128,
+            resume_from_checkpoint="none",
         )  # fmt: skip
         torch.manual_seed(0)  # the fresh score head: the same start for both runs
-        summary = train_rm(cfg, ModelConfig(model=str(tiny_model_dir), device="cpu"), max_length=128)
+        summary = train("rm", *configs)
         assert summary["steps"] == 4 and (out / "adapter_config.json").exists()
         scorer = build_scorer(f"rm:{out}", config=ScorerConfig(max_length=128))
         r = [x.reward for x in scorer.score([{"prompt": p["prompt"], "response": p[s]} for p in PAIRS for s in SIDES])]
         return scorer, [r[0] - r[1], r[2] - r[3]]  # margins on the (unswapped) training pairs
 
-    scorer, forward = train("rm", PAIRS)
-    _, backward = train("rm-swapped", [dict(p, chosen=p["rejected"], rejected=p["chosen"]) for p in PAIRS])
+    scorer, forward = trained("rm", PAIRS)
+    _, backward = trained("rm-swapped", [dict(p, chosen=p["rejected"], rejected=p["chosen"]) for p in PAIRS])
     assert all(f > b + 0.05 for f, b in zip(forward, backward)), (forward, backward)
     assert np.mean(forward) > 0 > np.mean(backward)
     long = {"prompt": "word " * 400, "response": "Short answer."}
@@ -282,19 +283,16 @@ def test_flr_train_rm_takes_trl_reward_config_flags(tiny_model_dir, tmp_path, ca
 
 
 def test_retraining_in_place_changes_the_cache_key(tiny_model_dir, tmp_path):
-    from flr.training.reward import RewardTuningConfig, train_flr
-
     data = _write(tmp_path / "pairs.jsonl", PAIRS)
     out = tmp_path / "flr"
-    spec = ModelConfig(model=str(tiny_model_dir), device="cpu")
-    tuning = RewardTuningConfig(lora_layers=None)
 
     def run(lr):
-        cfg = TrainConfig(
-            data=data, output_dir=str(out), max_steps=2, per_device_train_batch_size=2, learning_rate=lr,
-            max_length=256, resume_from_checkpoint="none",
+        configs = _configs(
+            "flr", data=data, model=str(tiny_model_dir), output_dir=str(out), max_steps=2,
+            per_device_train_batch_size=2, learning_rate=lr, max_length=256, resume_from_checkpoint="none",
+            lora_layers=None,
         )  # fmt: skip
-        train_flr(cfg, spec, tuning=tuning)
+        train("flr", *configs)
         model, tokenizer = load_model(str(out), device="cpu")
         return weights_fingerprint(str(out)), build_scorer("flr", model, tokenizer).fingerprint()
 
@@ -312,12 +310,10 @@ def test_retraining_in_place_changes_the_cache_key(tiny_model_dir, tmp_path):
     ],
 )
 def test_bad_training_pairs_fail_before_the_model_loads(tmp_path, rows, message):
-    from flr.training.reward import train_flr
-
     data = _write(tmp_path / "pairs.jsonl", rows)
-    cfg = TrainConfig(data=data, output_dir=str(tmp_path / "out"))
+    configs = _configs("flr", data=data, output_dir=str(tmp_path / "out"), model="/nonexistent/model/folder")
     with pytest.raises(FLRError) as err:
-        train_flr(cfg, ModelConfig(model="/nonexistent/model/folder"))
+        train("flr", *configs)
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
@@ -367,17 +363,14 @@ def test_default_tuned_ships_and_is_selectable_by_name():
 
 
 def test_preference_tuning_resumes_from_its_checkpoint(tiny_model_dir, tmp_path):
-    from flr.training.reward import RewardTuningConfig, train_flr
-
     data = _write(tmp_path / "pairs.jsonl", PAIRS * 2)
-    spec = ModelConfig(model=str(tiny_model_dir), device="cpu")
 
     def run(steps):
-        cfg = TrainConfig(
-            data=data, output_dir=str(tmp_path / "flr"), max_steps=steps, per_device_train_batch_size=2,
-            max_length=256, save_steps=2,
+        configs = _configs(
+            "flr", data=data, model=str(tiny_model_dir), output_dir=str(tmp_path / "flr"), max_steps=steps,
+            per_device_train_batch_size=2, max_length=256, save_steps=2, lora_layers=1,
         )  # fmt: skip
-        return train_flr(cfg, spec, tuning=RewardTuningConfig(lora_layers=1))
+        return train("flr", *configs)
 
     first = run(2)
     second = run(4)

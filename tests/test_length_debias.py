@@ -294,27 +294,20 @@ def test_mine_config_rejects_bad_length_settings(kwargs, message):
 
 
 def test_ld_alpha_reaches_trl_dpo_config_from_the_command_line_and_flr_configs(tmp_path):
-    import torch
     from trl import DPOConfig
 
-    from flr.arguments import to_configs
     from flr.cli import build_parser
-    from flr.training.args import argument_classes
-    from flr.training.base import TrainConfig, quiet_renames
-    from flr.training.policy import check_method_settings, trl_config
+    from flr.training.args import from_mapping, from_namespace
 
     argv = ["train", "dpo", "--data", "pairs.jsonl", "--output-dir", str(tmp_path), "--ld-alpha", "0.5"]
-    args = build_parser(argv).parse_args(argv)
-    with quiet_renames():  # as flr train builds them: TRL's configs set transformers' renamed checkpointing flag
-        _, dpo, _ = to_configs(args, *argument_classes("dpo"))
+    _, dpo, _ = from_namespace("dpo", build_parser(argv).parse_args(argv))
     assert isinstance(dpo, DPOConfig) and dpo.ld_alpha == 0.5
-    cfg = TrainConfig(output_dir=str(tmp_path), ld_alpha=0.5)
-    assert trl_config(cfg, "dpo", torch.device("cpu")).ld_alpha == 0.5
-    assert trl_config(TrainConfig(output_dir=str(tmp_path)), "dpo", torch.device("cpu")).ld_alpha is None
-    with pytest.raises(FLRError, match="ld-alpha"):
-        check_method_settings(cfg, "kto")
+    assert from_mapping("dpo", {"output_dir": str(tmp_path), "ld_alpha": 0.5}, "test")[1].ld_alpha == 0.5
+    assert from_mapping("dpo", {"output_dir": str(tmp_path)}, "test")[1].ld_alpha is None
+    with pytest.raises(FLRError, match="ld_alpha"):  # DPO's alone: KTO's config has no such key
+        from_mapping("kto", {"ld_alpha": 0.5}, "test")
     with pytest.raises(FLRError, match="between 0 and 1"):
-        TrainConfig(ld_alpha=1.5)
+        from_mapping("dpo", {"ld_alpha": 1.5}, "test")
 
 
 def test_compare_reports_mean_lengths_in_characters_and_tokens(tmp_path):
@@ -341,11 +334,11 @@ def test_pipeline_sections_take_length_controls_and_check_them_before_any_stage(
     config = {"output_dir": str(tmp_path / "run"), "mine": {"length_band": 1.25, "length_debias": "prompt"}}
     mine, _, _ = Pipeline(config)._mine_configs()
     assert (mine.length_band, mine.length_debias) == (1.25, "prompt")
-    train, _ = Pipeline({**config, "train": {"ld_alpha": 0.5}})._train_configs()
+    _, train, _ = Pipeline({**config, "train": {"ld_alpha": 0.5}})._train_configs()
     assert train.ld_alpha == 0.5
     with pytest.raises(FLRError, match="--length-band"):
         Pipeline({**config, "mine": {"length_band": 1}}).run()
-    with pytest.raises(FLRError, match="ld-alpha"):
+    with pytest.raises(FLRError, match="ld_alpha"):
         Pipeline({**config, "method": "kto", "mine": {}, "train": {"ld_alpha": 0.5}}).run()
     assert not (tmp_path / "run").exists()  # refused before any stage ran
 
@@ -387,8 +380,7 @@ def test_followups_fit_control_length_writes_the_coefficient_the_scorer_can_add(
 
 
 def test_a_dpo_step_with_ld_alpha(tmp_path, tiny_model_dir):
-    from flr.kernel.models import ModelConfig
-    from flr.training.base import TrainConfig
+    from flr.training.args import from_mapping
     from flr.training.policy import build_trainer
 
     pairs = [
@@ -399,8 +391,11 @@ def test_a_dpo_step_with_ld_alpha(tmp_path, tiny_model_dir):
         }
         for i in range(2)
     ]
-    cfg = TrainConfig(
+    keys = dict(
         data=str(_write(tmp_path / "p.jsonl", pairs)),
+        model=str(tiny_model_dir),
+        use_cpu=True,
+        dtype="float32",
         output_dir=str(tmp_path / "out"),
         max_steps=1,
         per_device_train_batch_size=2,
@@ -409,7 +404,8 @@ def test_a_dpo_step_with_ld_alpha(tmp_path, tiny_model_dir):
         save_steps=10,
         ld_alpha=0.5,
     )
-    trainer = build_trainer("dpo", cfg, ModelConfig(model=str(tiny_model_dir), device="cpu", dtype="float32"), pairs)
+    _, args, model_args = from_mapping("dpo", keys, "test")
+    trainer = build_trainer("dpo", args, model_args, pairs)
     assert trainer.args.ld_alpha == 0.5 and trainer.ld_alpha == 0.5
     trainer.train()
     assert math.isfinite(trainer.state.log_history[0]["loss"])

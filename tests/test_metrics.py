@@ -55,30 +55,34 @@ def test_bootstrap_ci():
     low, high = bootstrap_ci(values, seed=3)
     assert low < 0.7 < high and 0.55 < low and high < 0.85
     assert bootstrap_ci(values, seed=3) == (low, high)
-    assert bootstrap_ci([2.5, 2.5, 2.5]) == (2.5, 2.5)
-    assert all(math.isnan(v) for v in bootstrap_ci([1.0]))
+    with warnings.catch_warnings():  # degenerate inputs: the old answers, and no warning
+        warnings.simplefilter("error")
+        assert bootstrap_ci([2.5, 2.5, 2.5]) == (2.5, 2.5)
+        assert all(math.isnan(v) for v in bootstrap_ci([1.0]))
+        assert all(math.isnan(v) for v in bootstrap_ci([]))
+        assert all(math.isnan(v) for v in bootstrap_ci([nan, 2.0]))
 
 
 @pytest.mark.parametrize("level", [0.95, 0.5])
 @pytest.mark.parametrize("statistic", [np.median, np.mean])
-def test_bootstrap_ci_is_scipys_percentile_bootstrap(statistic, level):
-    """The interval of the statistic asked for, at the level asked for: scipy's percentile bootstrap on the same data
-    (independent resamples, so up to Monte Carlo error). Skewed data: the median's and the mean's intervals do not
-    overlap, so an interval of the wrong statistic fails."""
-    from scipy import stats
-
+def test_bootstrap_ci_is_a_percentile_bootstrap(statistic, level):
+    """The interval of the statistic asked for, at the level asked for: a percentile bootstrap written out here with
+    numpy (independent resamples, so up to Monte Carlo error). Skewed data: the median's and the mean's intervals do
+    not overlap, so an interval of the wrong statistic fails."""
     values = np.random.default_rng(1).exponential(size=201)  # median ~0.75, mean ~1.05
     low, high = bootstrap_ci(values, statistic=statistic, n_resamples=4000, level=level, seed=3)
-    ref = stats.bootstrap(
-        (values,),
-        statistic,
-        n_resamples=4000,
-        confidence_level=level,
-        method="percentile",
-        random_state=np.random.default_rng(5),
-    ).confidence_interval
-    assert (low, high) == pytest.approx((ref.low, ref.high), abs=0.03)
+    rng = np.random.default_rng(5)
+    resampled = [statistic(rng.choice(values, len(values))) for _ in range(4000)]
+    ref = np.quantile(resampled, [(1 - level) / 2, (1 + level) / 2])
+    assert (low, high) == pytest.approx(tuple(ref), abs=0.03)
     assert low < statistic(values) < high
+
+
+def test_bootstrap_ci_takes_a_statistic_of_one_sample():
+    """A statistic without an ``axis`` argument (flr compare's, over resampled indices) is applied per resample:
+    the same resamples, so the same interval as numpy's vectorised mean."""
+    values = np.random.default_rng(2).normal(size=50)
+    assert bootstrap_ci(values, statistic=lambda v: float(np.mean(v)), seed=4) == bootstrap_ci(values, seed=4)
 
 
 def test_rating_correlations_perfect_and_constant():
@@ -131,6 +135,15 @@ def test_lc_win_rate_falls_when_wins_come_from_length():
     assert plain == pytest.approx(0.62) and lc < plain - 0.15
     # the fit is symmetric here: logit(LC) = mean of logit(0.75) and logit(0.1)
     assert lc == pytest.approx(1 / (1 + math.exp(-(math.log(3) + math.log(1 / 9)) / 2)), abs=1e-3)
+
+
+def test_lc_win_rate_soft_targets():
+    """Ties (0.5) everywhere: whatever the lengths, the fitted intercept is 0 and the LC win rate one half; a
+    preference of 0.75 is as three wins in four at every length."""
+    lengths = np.random.default_rng(0).integers(10, 500, size=(2, 40))
+    assert length_controlled_win_rate([0.5] * 40, *lengths) == pytest.approx(0.5, abs=1e-6)
+    hard = length_controlled_win_rate([1, 1, 1, 0] * 10, np.repeat(lengths[0][:10], 4), np.repeat(lengths[1][:10], 4))
+    assert length_controlled_win_rate([0.75] * 10, lengths[0][:10], lengths[1][:10]) == pytest.approx(hard, abs=1e-4)
 
 
 def test_lc_win_rate_nan_and_mismatch():

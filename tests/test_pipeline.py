@@ -9,9 +9,8 @@ import yaml
 
 from flr.cli import main
 from flr.errors import FLRError
-from flr.jobs.pipeline import Pipeline, build_configs
+from flr.jobs.pipeline import Pipeline
 from flr.records import read_jsonl
-from flr.training.base import TrainConfig
 
 STAGES = ("generate", "mine", "train", "compare")
 
@@ -94,5 +93,18 @@ def test_pipeline_config_errors(config):
         Pipeline({**config, "polcy": "x"})
     with pytest.raises(FLRError, match="needs the outputs of 'mine'"):
         Pipeline(config).run(["train"])
-    (cfg,) = build_configs({"learning-rate": "5e-5", "max_steps": "7"}, (TrainConfig,), "train")
-    assert cfg.learning_rate == 5e-5 and cfg.max_steps == 7
+    _, args, model_args = Pipeline({**config, "train": {"learning-rate": "5e-5", "max_steps": "7"}})._train_configs()
+    assert args.learning_rate == 5e-5 and args.max_steps == 7 and args.use_cpu  # top-level device: cpu
+    assert model_args.model_name_or_path == config["policy"]  # the policy is train's base
+
+
+@pytest.mark.parametrize("name", ["tiny-pipeline.yaml", "tiny-pipeline-long.yaml", "tiny-pipeline-band.yaml"])
+def test_example_pipelines_parse(name):
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / name
+    pipeline = Pipeline(yaml.safe_load(path.read_text()))
+    for stage in ("generate", "mine", "train", "compare"):
+        getattr(pipeline, f"_{stage}_configs")()
+    _, args, _ = pipeline._train_configs()
+    assert type(args).__name__ == "DPOConfig" and args.learning_rate == 5e-5 and args.max_steps == 10

@@ -1,4 +1,5 @@
-"""LoRA training through TRL on the tiny random Llama: DPO, KTO and feedback SFT steps, resume, summary."""
+"""LoRA training through TRL on the tiny random Llama: DPO, KTO and feedback SFT steps, resume, summary, and the one
+config path of ``flr train`` and the pipeline's ``train:`` section."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ import torch
 
 from flr.errors import FLRError
 from flr.kernel.chat import ChatRenderer
-from flr.kernel.models import ModelConfig
-from flr.training.base import TrainConfig
-from flr.training.policy import build_trainer, feedback_example, train
+from flr.training import train
+from flr.training.args import from_mapping
+from flr.training.base import read_training_records
+from flr.training.feedback import feedback_example
 
 PAIRS = [
     {
@@ -39,9 +41,13 @@ def _lora_b(model) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in model.named_parameters() if "lora_B" in n}
 
 
-def _config(tmp_path, data, **kw):
+def _configs(method, tmp_path, data, model, **kw):
+    """``(data, trainer config, model)`` as ``flr train <method> --config`` builds them from these keys."""
     base = dict(
         data=data,
+        model=str(model),
+        dtype="float32",
+        use_cpu=True,
         output_dir=str(tmp_path / "out"),
         max_steps=1,
         per_device_train_batch_size=2,
@@ -51,15 +57,18 @@ def _config(tmp_path, data, **kw):
         max_length=128,
         save_steps=1,
     )
-    return TrainConfig(**{**base, **kw})
+    return from_mapping(method, {**base, **kw}, "test")
 
 
 def _step_changes_lora_b(method, rows, tmp_path, tiny_model_dir):
-    from flr.training.policy import load_training_records
+    from flr.training import feedback, policy
 
-    cfg = _config(tmp_path, _write(tmp_path / "data.jsonl", rows))
-    mc = ModelConfig(model=str(tiny_model_dir), device="cpu", dtype="float32")
-    trainer = build_trainer(method, cfg, mc, load_training_records(cfg, method))
+    data, args, model_args = _configs(method, tmp_path, _write(tmp_path / "data.jsonl", rows), tiny_model_dir)
+    records = read_training_records(data, method)
+    if method == "feedback":
+        trainer = feedback.build_trainer(args, model_args, records)
+    else:
+        trainer = policy.build_trainer(method, args, model_args, records)
     before = _lora_b(trainer.model)
     assert before and all(torch.count_nonzero(b) == 0 for b in before.values())  # peft starts B at zero
     trainer.train()
@@ -82,15 +91,16 @@ def test_kto_step_changes_lora_b(tmp_path, tiny_model_dir):
 
 
 def test_kto_needs_batch_of_two(tmp_path, tiny_model_dir):
-    cfg = _config(tmp_path, _write(tmp_path / "d.jsonl", UNPAIRED), per_device_train_batch_size=1)
-    with pytest.raises(FLRError, match="at least 2"):
-        train("kto", cfg, ModelConfig(model=str(tiny_model_dir), device="cpu"))
+    data = _write(tmp_path / "d.jsonl", UNPAIRED)
+    configs = _configs("kto", tmp_path, data, "/nonexistent/model", per_device_train_batch_size=1)
+    with pytest.raises(FLRError, match="at least 2"):  # before the model loads
+        train("kto", *configs)
 
 
 def test_missing_columns_are_reported(tmp_path, tiny_model_dir):
-    cfg = _config(tmp_path, _write(tmp_path / "d.jsonl", UNPAIRED))
-    with pytest.raises(FLRError, match="dpo needs"):
-        train("dpo", cfg, ModelConfig(model=str(tiny_model_dir), device="cpu"))
+    configs = _configs("dpo", tmp_path, _write(tmp_path / "d.jsonl", UNPAIRED), "/nonexistent/model")
+    with pytest.raises(FLRError, match="field 'chosen': dpo needs"):
+        train("dpo", *configs)
 
 
 def test_feedback_labels_cover_only_the_feedback(tokenizer):
@@ -125,8 +135,7 @@ def test_feedback_sft_keeps_our_labels_and_trains(tmp_path, tiny_model_dir):
 
 def test_train_writes_adapter_summary_plot_and_resumes(tmp_path, tiny_model_dir):
     data = _write(tmp_path / "pairs.jsonl", PAIRS)
-    mc = ModelConfig(model=str(tiny_model_dir), device="cpu", dtype="float32")
-    first = train("dpo", _config(tmp_path, data, max_steps=2), mc)
+    first = train("dpo", *_configs("dpo", tmp_path, data, tiny_model_dir, max_steps=2))
     out = tmp_path / "out"
     assert first["steps"] == 2 and first["resumed_from"] is None
     assert (out / "adapter_config.json").exists() and (out / "training.png").stat().st_size > 0
@@ -134,7 +143,7 @@ def test_train_writes_adapter_summary_plot_and_resumes(tmp_path, tiny_model_dir)
     assert [s for s, _ in summary["curves"]["loss"]] == [1, 2]
     assert "rewards/margins" in summary["final"]
     assert (out / "checkpoint-2" / "optimizer.pt").exists()
-    second = train("dpo", _config(tmp_path, data, max_steps=3), mc)  # auto-resume from checkpoint-2
+    second = train("dpo", *_configs("dpo", tmp_path, data, tiny_model_dir, max_steps=3))  # resumes checkpoint-2
     assert second["resumed_from"].endswith("checkpoint-2") and second["steps"] == 3
     assert [s for s, _ in second["curves"]["loss"]] == [1, 2, 3]  # the earlier log history came back too
 
@@ -146,7 +155,7 @@ def test_trained_adapter_loads_with_peft_alone(tmp_path, tiny_model_dir):
     from flr.kernel.models import adapter_base
 
     data = _write(tmp_path / "pairs.jsonl", PAIRS)
-    train("dpo", _config(tmp_path, data, max_steps=1), ModelConfig(model=str(tiny_model_dir), device="cpu"))
+    train("dpo", *_configs("dpo", tmp_path, data, tiny_model_dir, dtype="auto"))
     out = tmp_path / "out"
     base = json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"]
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), str(out))  # no flr involved
@@ -159,15 +168,16 @@ def test_feedback_adapter_raises_the_feedback_likelihood_flr_reads(tmp_path, tin
     from flr.kernel.models import load_model
 
     rows = [{"prompt": "Name a prime.", "response": "Seven.", "feedback": "Perfect, thanks a lot!"}] * 2
-    cfg = _config(tmp_path, _write(tmp_path / "fb.jsonl", rows), max_steps=3)
-    train("feedback", cfg, ModelConfig(model=str(tiny_model_dir), device="cpu", dtype="float32"))
+    configs = _configs("feedback", tmp_path, _write(tmp_path / "fb.jsonl", rows), tiny_model_dir, max_steps=3)
+    train("feedback", *configs)
+    out = configs[1].output_dir
 
     def feedback_logprob(spec):
         model, tokenizer = load_model(spec, device="cpu", dtype="float32")  # an adapter folder is a model spec
         item = ChatRenderer(tokenizer).followup_item(rows[0]["prompt"], rows[0]["response"], [rows[0]["feedback"]])
         return float(continuation_logprobs(model, [item])[0][0].mean())
 
-    assert feedback_logprob(cfg.output_dir) > feedback_logprob(str(tiny_model_dir)) + 0.1
+    assert feedback_logprob(out) > feedback_logprob(str(tiny_model_dir)) + 0.1
 
 
 TRL_DPO_YAML = """# the shape of TRL's documented `trl dpo --config dpo.yaml`, with a local model and file
@@ -220,3 +230,54 @@ def test_trl_dpo_yaml_trains_unchanged_through_flr_train(tmp_path, tiny_model_di
     bad.write_text("not_a_field: 1\n")
     assert main(["train", "dpo", "--config", str(bad)]) == 2
     assert "not_a_field" in capsys.readouterr().err
+
+
+SHARED_YAML = """# one file: `flr train dpo --config` takes it, and so does a pipeline's train: section
+learning_rate: 3.0e-5
+lr_scheduler_type: cosine
+warmup_steps: 2
+lora_target_modules: [q_proj, v_proj]
+lora-r: 4                 # a flag's name works as a key too
+beta: 0.2
+ld_alpha: 0.5
+max_steps: 7
+per_device_train_batch_size: 2
+seed: 0
+"""
+
+
+def test_one_yaml_is_a_train_config_file_and_a_pipeline_train_section(tmp_path, monkeypatch):
+    import dataclasses
+
+    import yaml
+
+    import flr.training
+    from flr.cli import main
+    from flr.jobs.pipeline import Pipeline
+
+    path = tmp_path / "train.yaml"
+    path.write_text(SHARED_YAML)
+    seen = {}
+
+    def fake_train(method, data, args, model_args):
+        seen[method] = (data, args, model_args)
+        return {"steps": 0, "final": {}, "adapter": args.output_dir}
+
+    monkeypatch.setattr(flr.training, "train", fake_train)
+    assert main(["train", "dpo", "--config", str(path), "--output-dir", str(tmp_path / "p" / "train")]) == 0
+    _, cli, cli_model = seen["dpo"]
+    _, piped, piped_model = Pipeline(
+        {"output_dir": str(tmp_path / "p"), "train": yaml.safe_load(SHARED_YAML)}
+    )._train_configs()
+    assert type(cli) is type(piped) and cli.to_dict() == piped.to_dict()  # every TRL field, flr's defaults included
+    assert dataclasses.asdict(cli_model) == dataclasses.asdict(piped_model)
+    assert (cli.learning_rate, cli.lr_scheduler_type, cli.warmup_steps) == (3e-5, "cosine", 2)
+    assert (cli.beta, cli.ld_alpha, cli.max_steps, cli.seed, cli_model.lora_r) == (0.2, 0.5, 7, 0, 4)
+    assert cli_model.lora_target_modules == ["q_proj", "v_proj"]
+    # the comma form of a list, and keys neither takes: one error naming them all
+    (_, _, model_args) = from_mapping("dpo", {"lora_target_modules": "q_proj,v_proj"}, "test")
+    assert model_args.lora_target_modules == ["q_proj", "v_proj"]
+    with pytest.raises(FLRError, match=r"unknown keys \['max_stepz', 'trainer_args'\]"):
+        Pipeline({"train": {"trainer_args": "{}", "max_stepz": 1}})._train_configs()
+    with pytest.raises(FLRError, match="ld-alpha must be between 0 and 1"):
+        from_mapping("dpo", {"ld_alpha": 1.5}, "test")

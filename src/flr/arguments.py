@@ -14,6 +14,15 @@ import dataclasses
 from flr.errors import FLRError
 
 
+def split_list(value) -> list[str]:
+    """A list field's value as items: ``"a,b"`` (the comma form), ``["a", "b"]`` (``--flag a b`` or a YAML list)
+    and mixes such as ``["a,b", "c"]`` all give ``["a", "b", "c"]``; blanks are dropped, None gives []."""
+    if value is None:
+        return []
+    items = [value] if isinstance(value, str) else value
+    return [part.strip() for item in items for part in str(item).split(",") if part.strip()]
+
+
 def config_values(parser: argparse.ArgumentParser, values: dict, source, command: str) -> dict:
     """``values`` keyed by the parser's destinations; unknown keys are one error naming them all."""
     names = {a.dest: a.dest for a in parser._actions}
@@ -48,12 +57,13 @@ def to_configs(namespace: argparse.Namespace, *types):
     return out[0] if len(out) == 1 else tuple(out)
 
 
-def parse_mapping(values: dict, classes: tuple, source: str, command: str) -> tuple:
+def parse_mapping(values: dict, classes: tuple, source: str, command: str, defaults: dict | None = None) -> tuple:
     """One instance per dataclass in ``classes`` from a mapping (a pipeline section), exactly as ``command``
-    would build them from ``--config``."""
+    would build them from ``--config``; ``defaults`` are the command's own parser defaults."""
     from transformers import HfArgumentParser
 
     parser = HfArgumentParser(list(classes), exit_on_error=False)
+    parser.set_defaults(**(defaults or {}))
     set_config_defaults(parser, values or {}, source, command)
     try:
         namespace = parser.parse_args([])

@@ -22,7 +22,6 @@ weights may be negative: a "positive" follow-up that, in the data, marks worse r
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -31,7 +30,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from flr.arguments import split_list
 from flr.errors import FLRError, InputError
+from flr.records import content_fingerprint
 
 __all__ = ["Category", "FollowUpSet", "load_followups", "dump_followups", "DEFAULT_NAME"]
 
@@ -74,12 +75,7 @@ class FollowUpSet:
         A string is read as a comma-separated list; ``"all"`` (when no category has that name) selects
         every category. Repeated names are kept once. Unknown names raise :class:`FLRError`.
         """
-        if categories is None:
-            names = list(self.default_categories)
-        elif isinstance(categories, str):
-            names = [c.strip() for c in categories.split(",") if c.strip()]
-        else:
-            names = list(categories)
+        names = list(self.default_categories) if categories is None else split_list(categories)
         if names == ["all"] and "all" not in self.categories:
             names = list(self.categories)
         if not names:
@@ -134,8 +130,7 @@ class FollowUpSet:
             )
         if self.length_coefficient is not None:  # absent from older sets: their fingerprints stay as they were
             content.append(["length_coefficient", self.length_coefficient])
-        blob = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
-        return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+        return content_fingerprint(content, ensure_ascii=False, separators=(",", ":"))
 
 
 def load_followups(path: str | os.PathLike[str] | None = None) -> FollowUpSet:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import json
 import logging
@@ -105,7 +106,8 @@ def read_records(
 
 def _read_jsonl(path: Path) -> list[Record]:
     records = []
-    with path.open(encoding="utf-8-sig") as f:  # -sig: a byte-order mark (Windows editors, Excel) is skipped
+    opener = gzip.open if path.suffix == ".gz" else open  # .jsonl.gz: the benchmarks' compressed copies
+    with opener(path, "rt", encoding="utf-8-sig") as f:  # -sig: a byte-order mark (Windows editors, Excel) is skipped
         for n, line in enumerate(f, 1):
             if not line.strip():
                 continue
@@ -119,11 +121,16 @@ def _read_jsonl(path: Path) -> list[Record]:
     return records
 
 
-def _read_json(path: Path) -> list[Record]:
+def read_json(path: str | os.PathLike) -> Any:
+    """A JSON file's value as it is (records or not); InputError naming the line on bad JSON."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
+        return json.loads(Path(path).read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as exc:
         raise InputError(f"not valid JSON ({exc.msg}, column {exc.colno})", file=str(path), line=exc.lineno) from None
+
+
+def _read_json(path: Path) -> list[Record]:
+    data = read_json(path)
     if isinstance(data, dict):
         lists = [v for v in data.values() if isinstance(v, list)]
         data = lists[0] if len(lists) == 1 else [data]
@@ -274,6 +281,13 @@ def record_id(record: Record, index: int) -> str:
     return str(value) if value is not None else str(index)
 
 
+def content_fingerprint(value: Any, *, sort_keys: bool = True, ensure_ascii: bool = True, separators=None) -> str:
+    """First 16 hex chars of the sha256 of ``value`` as JSON: the key of a scorer, a run, a follow-up set or a
+    model's weights. The JSON options exist so that keys already stored in caches and outputs stay the same."""
+    blob = json.dumps(value, sort_keys=sort_keys, ensure_ascii=ensure_ascii, separators=separators, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
 def content_keys(pairs: Iterable[tuple[Any, Any]]) -> list[str]:
     """Stable keys for records without ids: a content hash plus an occurrence count (duplicates stay distinct)."""
     seen: Counter[str] = Counter()
@@ -349,6 +363,10 @@ def write_json(path: str | os.PathLike, data: Any) -> None:
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
     return [r.data for r in _read_jsonl(Path(path))]
+
+
+def read_csv(path: str | os.PathLike) -> list[dict]:
+    return [r.data for r in _read_csv(Path(path))]
 
 
 def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> Path:

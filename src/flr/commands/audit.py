@@ -45,7 +45,7 @@ def make_parser(subparsers):
 
 def main(args) -> int:
     config, flr_config, model_config = to_configs(args, AuditConfig, ScorerConfig, ModelConfig)
-    names = [s.strip() for s in config.scorers.split(",") if s.strip()]
+    names = config.scorers
     for name in names:
         check_scorer_settings(name, flr_config)
     plan = prepare_audit(config)  # input, perturbations and every edit checked before any model loads

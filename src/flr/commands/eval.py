@@ -67,7 +67,7 @@ def check_before_loading(config, flr_config, names: list[str]) -> None:
 
     for name in names:
         check_scorer_settings(name, flr_config)
-    for name in [b.strip() for b in config.benchmarks.split(",") if b.strip()]:
+    for name in config.benchmarks:
         if name not in BENCHMARKS and not Path(name).exists() and ("/" not in name or Path(name).suffix):
             raise FLRError(
                 f"unknown benchmark '{name}': registered ones are {', '.join(BENCHMARKS)}; "
@@ -84,7 +84,7 @@ def main(args) -> int:
     if config.list:
         _list(config.data_dir)
         return 0
-    names = [s.strip() for s in config.scorers.split(",") if s.strip()]
+    names = config.scorers
     check_before_loading(config, flr_config, names)
     model = tokenizer = None
     if any(n in ("flr", "direct") for n in names):

@@ -27,8 +27,9 @@ def make_parser(subparsers):
     parser.add_argument("--config", dest="pipeline_config", required=True, help="Pipeline YAML file.")
     parser.add_argument(
         "--stages",
+        nargs="+",
         default=None,
-        help=f"Comma-separated stages to run ({','.join(STAGES)}); named stages rerun even if done.",
+        help=f"Stages to run ({','.join(STAGES)}), comma- or space-separated; named stages rerun even if done.",
     )
     parser.add_argument("--output-dir", "--output_dir", dest="output_dir", default=None, help="Overrides the YAML's.")
     parser.set_defaults(func=main)
@@ -37,8 +38,7 @@ def make_parser(subparsers):
 
 def main(args) -> int:
     pipeline = Pipeline(load_yaml_mapping(args.pipeline_config), output_dir=args.output_dir)
-    stages = [s.strip() for s in args.stages.split(",") if s.strip()] if args.stages else None
-    report = pipeline.run(stages)
+    report = pipeline.run(args.stages)
     print(f"flr pipeline -> {pipeline.out}")
     for line in headline(report):
         print("  " + line)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from flr.arguments import split_list
 from flr.commands._common import add_command, to_configs
 from flr.errors import FLRError
 from flr.eval.report import load_summaries, markdown_table, merge_results, write_report
@@ -12,8 +13,9 @@ from flr.eval.report import load_summaries, markdown_table, merge_results, write
 
 @dataclass
 class ReportConfig:
-    runs: str | None = field(
-        default=None, metadata={"help": "Comma-separated run folders (or give them as positional arguments)."}
+    runs: list[str] | None = field(
+        default=None,
+        metadata={"help": "Run folders, comma- or space-separated (or give them as positional arguments)."},
     )
     output_dir: str | None = field(
         default=None, metadata={"help": "Write a merged report.md and plots here.", "aliases": ["-o"]}
@@ -34,7 +36,7 @@ def make_parser(subparsers):
 
 def main(args) -> int:
     config = to_configs(args, ReportConfig)
-    dirs = list(args.run_dirs or []) + [d for d in (config.runs or "").split(",") if d]
+    dirs = list(args.run_dirs or []) + split_list(config.runs)
     if not dirs:
         raise FLRError("give one or more run folders: flr report runs/a runs/b")
     summaries = load_summaries(dirs)

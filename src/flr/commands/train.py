@@ -1,23 +1,20 @@
-"""``flr train dpo|kto|feedback``: LoRA training through TRL."""
+"""``flr train dpo|kto|feedback|flr|rm``: LoRA training, with TRL's own argument classes (:mod:`flr.training.args`)."""
 
 from __future__ import annotations
 
 import argparse
 
-from flr.commands._common import add_command, make_subparsers, to_configs
-from flr.errors import FLRError
-from flr.kernel.models import ModelConfig
-from flr.training.base import TrainConfig, check_ld_alpha, quiet_renames
-from flr.training.policy import check_method_settings, train
-from flr.training.reward import RewardTuningConfig, train_flr, train_rm_trl
+from flr.commands._common import add_command, make_subparsers
 
 TRAIN_HELP = "Train a LoRA adapter: DPO or KTO on mined preferences, feedback SFT or preference tuning of the scorer."
 TRL_NOTE = (
-    " Flags and --config YAML keys are TRL's own (ScriptArguments, DPOConfig/KTOConfig/RewardConfig, ModelConfig): a `trl dpo "
-    "--config` YAML works unchanged. flr adds --data (= --dataset-name, also a local file), --model "
-    "(= --model-name-or-path, 'default': the embedded model), --field-map and --limit, and its defaults differ from "
-    "TRL's where TRL's do not suit LoRA on a CPU: learning rate 1e-5, LoRA on all linear layers, no gradient "
-    "checkpointing, resume from the latest checkpoint."
+    " Flags and --config YAML keys are TRL's own (ScriptArguments, the method's config: DPOConfig, KTOConfig, "
+    "SFTConfig, RewardConfig, or flr's FLRConfig, a TrainingArguments like them; ModelConfig): a `trl dpo --config` "
+    "YAML works unchanged, and a pipeline's train: section takes exactly these keys. flr adds --data "
+    "(= --dataset-name, also a local file), --model (= --model-name-or-path, 'default': the embedded model), "
+    "--field-map, --limit and --lora-layers, and its defaults differ from TRL's where TRL's do not suit LoRA on a "
+    "CPU: learning rate 1e-5 (feedback, flr, rm: 2e-4), LoRA on all linear layers, no gradient checkpointing, "
+    "resume from the latest checkpoint."
 )
 HELP = {
     "dpo": "DPO on preference pairs {prompt, chosen, rejected} (flr mine's pairs.jsonl).",
@@ -52,16 +49,6 @@ EXAMPLES = {
 }
 
 
-TRL_METHODS = ("dpo", "kto", "rm")
-
-
-def accelerator_present() -> bool:
-    """TRL's configs default to bf16 and refuse it on a CPU-only machine unless use_cpu is set: set it there."""
-    import torch
-
-    return torch.cuda.is_available() or torch.backends.mps.is_available()
-
-
 def make_parser(subparsers, full: bool = True):
     """``full=False`` (another command runs): only the help line, without importing TRL (seconds)."""
     if not full:
@@ -77,18 +64,12 @@ def make_parser(subparsers, full: bool = True):
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     methods = make_subparsers(parser, dest="method")
-    for method in ("dpo", "kto", "feedback", "flr", "rm"):
-        if method in TRL_METHODS:  # TRL's own config classes: a `trl dpo --config` YAML works unchanged
-            from flr.training.args import FLR_DEFAULTS, METHOD_DEFAULTS, argument_classes
+    from flr.training.args import METHODS, argument_classes, method_defaults
 
-            extra = (RewardTuningConfig,) if method == "rm" else ()
-            sub = add_command(methods, method, help=HELP[method], dataclasses_=(*argument_classes(method), *extra))
-            sub.set_defaults(**FLR_DEFAULTS, output_dir=f"runs/{method}", use_cpu=not accelerator_present())
-            sub.set_defaults(**METHOD_DEFAULTS.get(method, {}))
-            sub.description = HELP[method] + TRL_NOTE
-        else:
-            extra = (RewardTuningConfig,) if method in ("flr", "rm") else ()
-            sub = add_command(methods, method, help=HELP[method], dataclasses_=(TrainConfig, *extra, ModelConfig))
+    for method in METHODS:
+        sub = add_command(methods, method, help=HELP[method], dataclasses_=argument_classes(method))
+        sub.set_defaults(**method_defaults(method))
+        sub.description = HELP[method] + TRL_NOTE
         sub.epilog = EXAMPLES[method]
         sub.set_defaults(func=main, method=method)
     parser.set_defaults(func=lambda args: parser.print_help() or 1)
@@ -96,25 +77,10 @@ def make_parser(subparsers, full: bool = True):
 
 
 def main(args) -> int:
-    if args.method in TRL_METHODS:
-        from flr.training.args import argument_classes
-        from flr.training.policy import train_trl
+    from flr.training import train
+    from flr.training.args import from_namespace
 
-        extra = (RewardTuningConfig,) if args.method == "rm" else ()
-        try:
-            with quiet_renames():  # TRL's configs default gradient_checkpointing, which transformers renamed
-                configs = to_configs(args, *argument_classes(args.method), *extra)
-        except (TypeError, ValueError) as exc:  # TRL's and transformers' own checks in __post_init__
-            raise FLRError(f"invalid training settings: {str(exc).splitlines()[0]}") from None
-        check_ld_alpha(getattr(configs[1], "ld_alpha", None))  # TRL does not check it
-        summary = train_rm_trl(*configs) if args.method == "rm" else train_trl(args.method, *configs)
-        return _report(args.method, summary)
-    cfg, tuning, model_config = to_configs(args, TrainConfig, RewardTuningConfig, ModelConfig)
-    check_method_settings(cfg, args.method)
-    if args.method == "flr":
-        summary = train_flr(cfg, model_config, tuning=tuning)
-    else:
-        summary = train(args.method, cfg, model_config)
+    summary = train(args.method, *from_namespace(args.method, args))
     return _report(args.method, summary)
 
 

@@ -47,6 +47,15 @@ def length_feature(records: Sequence[dict]) -> np.ndarray:
     return log_length([len(r["chosen"]) for r in records]) - log_length([len(r["rejected"]) for r in records])
 
 
+def cv_folds(n: int, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train, test) indices into the ``2 * n`` mirrored rows (pair ``i`` and its mirror ``n + i``): the pairs
+    shuffled by ``seed`` into ``folds`` folds, a pair and its mirror always in the same one."""
+    from sklearn.model_selection import GroupKFold
+
+    groups = np.concatenate([np.arange(n), np.arange(n)])
+    return list(GroupKFold(n_splits=folds, shuffle=True, random_state=seed).split(groups, groups=groups))
+
+
 def fit_weights(
     features: np.ndarray, *, folds: int = 5, seed: int = 0, length: np.ndarray | None = None
 ) -> tuple[np.ndarray, dict]:
@@ -55,10 +64,10 @@ def fit_weights(
     With ``length`` (per pair, :func:`length_feature`) the log length ratio enters as one more covariate, in effect
     unpenalised (scaled up to RMS :data:`LENGTH_SCALE` for the fit, its coefficient scaled back); the
     follow-up coefficients are returned as before and the length's as ``stats["length_coefficient"]``. ``seed``
-    shuffles the pairs into cross-validation folds.
+    shuffles the pairs into cross-validation folds (:func:`cv_folds`), so the strength chosen and ``cv_accuracy``
+    depend on it.
     """
     from sklearn.linear_model import LogisticRegressionCV
-    from sklearn.model_selection import GroupKFold
 
     n = len(features)
     if n < 2 * folds:
@@ -74,9 +83,9 @@ def fit_weights(
     full = features if length is None else np.column_stack([features, length * scale])
     X = np.concatenate([full, -full])
     y = np.concatenate([np.ones(n), np.zeros(n)])
-    groups = np.concatenate([np.arange(n), np.arange(n)])  # a pair and its mirror stay in one fold
-    cv = list(GroupKFold(n_splits=folds, shuffle=True, random_state=seed).split(X, y, groups))
-    model = LogisticRegressionCV(Cs=np.logspace(-3, 3, 13), cv=cv, fit_intercept=False, scoring="accuracy")
+    model = LogisticRegressionCV(
+        Cs=np.logspace(-3, 3, 13), cv=cv_folds(n, folds, seed), fit_intercept=False, scoring="accuracy"
+    )
     with warnings.catch_warnings():  # scikit-learn 1.9's notices of 1.10 API changes; flr reads C_ and scores_ as now
         warnings.filterwarnings("ignore", category=FutureWarning, module="sklearn")
         model.fit(X, y)

@@ -55,11 +55,18 @@ def bootstrap_ci(
         if 0 <= v <= 1:  # every resample is the same: a Wilson interval, never a zero-width one
             return _wilson(v, len(x), level)
         return v, v
-    rng = np.random.default_rng(seed)
-    stats_ = np.array([statistic(x[rng.integers(0, len(x), len(x))]) for _ in range(n_resamples)], dtype=float)
-    alpha = (1 - level) / 2
-    low, high = np.quantile(stats_, [alpha, 1 - alpha])
-    return float(low), float(high)
+    with warnings.catch_warnings():  # its NaN warning speaks of BCa, which is not used here
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+        ci = stats.bootstrap(
+            (x,),
+            statistic,
+            n_resamples=n_resamples,
+            batch=100,  # resamples in memory at once: bounded for large benchmarks
+            confidence_level=level,
+            method="percentile",
+            rng=np.random.default_rng(seed),
+        ).confidence_interval
+    return float(ci.low), float(ci.high)
 
 
 def _wilson(p: float, n: int, level: float) -> tuple[float, float]:
@@ -139,18 +146,19 @@ def win_rate(preferences, level: float = 0.95) -> dict:
     return {"win_rate": wr, "se": se, "ci": ci}
 
 
-def _fit_logistic(features: np.ndarray, targets: np.ndarray, ridge: float = 1e-3, steps: int = 100) -> np.ndarray:
-    """Newton/IRLS fit of a logistic regression with soft targets in [0, 1] and a small L2 penalty."""
-    w = np.zeros(features.shape[1])
-    for _ in range(steps):
-        prob = special.expit(features @ w)
-        grad = features.T @ (prob - targets) + ridge * w
-        hess = (features * (prob * (1 - prob))[:, None]).T @ features + ridge * np.eye(len(w))
-        step = np.linalg.solve(hess, grad)
-        w -= step
-        if np.max(np.abs(step)) < 1e-10:
-            break
-    return w
+def _fit_logistic(features: np.ndarray, targets: np.ndarray, ridge: float = 1e-3) -> np.ndarray:
+    """Logistic regression with soft targets in [0, 1] and a small L2 penalty on every coefficient (no separate
+    intercept): each row enters twice, as a win weighted by its target and a loss weighted by the rest."""
+    from sklearn.linear_model import LogisticRegression
+
+    n = len(targets)
+    model = LogisticRegression(C=1 / ridge, fit_intercept=False, solver="newton-cholesky", tol=1e-10, max_iter=100)
+    model.fit(
+        np.vstack([features, features]),
+        np.r_[np.ones(n), np.zeros(n)],
+        sample_weight=np.r_[targets, 1 - targets],
+    )
+    return model.coef_[0]
 
 
 def length_controlled_win_rate(preferences, len_candidate, len_baseline) -> float:

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from flr.arguments import split_list
 from flr.errors import FLRError
 
 KINDS = ("content-free", "destructive", "custom")
@@ -232,13 +233,16 @@ def load_perturbations_file(path: str | Path) -> dict[str, Perturbation]:
     return found
 
 
-def select_perturbations(names: str | None = "all", file: str | Path | None = None) -> dict[str, Perturbation]:
-    """Perturbations by comma-separated name or group (all, content-free, destructive), built-in and from
-    ``file``; an unknown name is an error listing the known ones. With a file and no names: all of both."""
+def select_perturbations(
+    names: Sequence[str] | str | None = "all", file: str | Path | None = None
+) -> dict[str, Perturbation]:
+    """Perturbations by name or group (all, content-free, destructive; a list or a comma-separated string),
+    built-in and from ``file``; an unknown name is an error listing the known ones. With a file and no names: all of
+    both."""
     available = dict(PERTURBATIONS)
     custom = load_perturbations_file(file) if file else {}
     available.update(custom)
-    wanted = [n.strip() for n in (names or "all").split(",") if n.strip()] or ["all"]
+    wanted = split_list(names) or ["all"]
     out: dict[str, Perturbation] = {}
     for name in wanted:
         if name in GROUPS:

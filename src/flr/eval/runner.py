@@ -8,6 +8,7 @@ resumes and a run that adds a scorer or a benchmark recomputes nothing already k
 
 from __future__ import annotations
 
+import builtins
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from flr.arguments import split_list
 from flr.errors import FLRError
 from flr.eval.benchmarks import (
     BENCHMARKS,
@@ -36,7 +38,7 @@ from flr.eval.metrics import (
 )
 from flr.provenance import write_summary
 from flr.records import read_records, write_json, write_jsonl
-from flr.scorers.cache import ScoreCache, score_with_cache, text_key
+from flr.scorers.cache import open_cache, score_with_cache, text_key
 from flr.scorers.debias import DEBIAS_HELP, check_mode, debias
 
 logger = logging.getLogger(__name__)
@@ -46,16 +48,18 @@ logger = logging.getLogger(__name__)
 class EvalConfig:
     """What ``flr eval`` runs and where it writes."""
 
-    benchmarks: str = field(
-        default="demo",
+    # builtins.list: the --list field below shadows the name in the class body, where type hints are resolved
+    benchmarks: builtins.list[str] = field(
+        default_factory=lambda: ["demo"],
         metadata={
-            "help": "Comma-separated registered names (see --list) and/or files / HF dataset ids in the "
-            "standard formats: pairwise {prompt, chosen, rejected[, subset]}, rating {prompt, response, "
-            "rating[, subset]}."
+            "help": "Registered names (see --list) and/or files / HF dataset ids in the standard formats: pairwise "
+            "{prompt, chosen, rejected[, subset]}, rating {prompt, response, rating[, subset]}. Comma- or "
+            "space-separated."
         },
     )
-    scorers: str = field(
-        default="flr,direct,length", metadata={"help": "Comma-separated: flr, direct, length, rm:<model>."}
+    scorers: builtins.list[str] = field(
+        default_factory=lambda: ["flr", "direct", "length"],
+        metadata={"help": "flr, direct, length, rm:<model>; comma- or space-separated."},
     )
     output_dir: str = field(default="runs/eval", metadata={"help": "Run folder.", "aliases": ["-o"]})
     data_dir: str | None = field(
@@ -114,6 +118,7 @@ class EvalConfig:
     )
 
     def __post_init__(self):
+        self.benchmarks, self.scorers = split_list(self.benchmarks), split_list(self.scorers)
         if self.limit is not None and self.limit < 1:
             raise FLRError(f"--limit must be at least 1, got {self.limit}")
         check_mode(self.length_debias)
@@ -303,13 +308,12 @@ def run_eval(
     length-controlled metrics (default: characters)."""
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    cache = ScoreCache(config.cache)
     results = {}
     pairwise_rows = {}
     browsed, browser = {}, None  # pairwise benchmarks' records and rows, for report.html's pair browser
     length_of = length_of or len
-    try:
-        for name in [b.strip() for b in config.benchmarks.split(",") if b.strip()]:
+    with open_cache(config.cache, scorers.values()) as cache:
+        for name in config.benchmarks:
             kind, records = benchmark_records(name, config)
             if not records:
                 raise FLRError(f"benchmark '{name}' has no records")
@@ -347,11 +351,6 @@ def run_eval(
                 length_ratio=config.length_ratio,
                 length_unit=config.length_unit,
             )
-    finally:
-        for scorer in scorers.values():
-            if hasattr(scorer, "attach_cache"):
-                scorer.attach_cache(None)
-        cache.close()
     registered = [r["source"] for r in results.values() if r["source"] in BENCHMARKS and r["source"] != "demo"]
     summary = {
         "model": model_name,

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from flr.arguments import split_list
 from flr.errors import FLRError
 from flr.eval.patterns import (  # noqa: F401 - users' perturbation files import these from here
     DETECTORS,
@@ -34,7 +35,7 @@ from flr.eval.patterns import (  # noqa: F401 - users' perturbation files import
 )
 from flr.provenance import write_summary
 from flr.records import write_jsonl
-from flr.scorers.cache import ScoreCache, score_with_cache, text_key
+from flr.scorers.cache import open_cache, score_with_cache, text_key
 
 logger = logging.getLogger(__name__)
 
@@ -54,15 +55,15 @@ class AuditConfig:
             "pairs give the margin unit), or a registered benchmark (see flr eval --list)."
         },
     )
-    scorers: str = field(
-        default="flr,direct,length", metadata={"help": "Comma-separated: flr, direct, length, rm:<model>."}
+    scorers: list[str] = field(
+        default_factory=lambda: ["flr", "direct", "length"],
+        metadata={"help": "flr, direct, length, rm:<model>; comma- or space-separated."},
     )
-    perturbations: str = field(
-        default="all",
+    perturbations: list[str] = field(
+        default_factory=lambda: ["all"],
         metadata={
-            "help": "Comma-separated perturbation names, or a group: all, content-free, destructive. Built in: "
-            + ", ".join(PERTURBATIONS)
-            + "."
+            "help": "Perturbation names or groups (all, content-free, destructive), comma- or space-separated. Built "
+            "in: " + ", ".join(PERTURBATIONS) + "."
         },
     )
     perturbations_file: str | None = field(
@@ -95,6 +96,7 @@ class AuditConfig:
     examples: int = field(default=3, metadata={"help": "Examples before and after per perturbation in report.html."})
 
     def __post_init__(self):
+        self.scorers, self.perturbations = split_list(self.scorers), split_list(self.perturbations)
         if self.limit is not None and self.limit < 1:
             raise FLRError(f"--limit must be at least 1, got {self.limit}")
         if self.examples < 0:
@@ -339,14 +341,8 @@ def run_audit(
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     requests = plan.requests()
-    cache = ScoreCache(config.cache)
-    try:
+    with open_cache(config.cache, scorers.values()) as cache:
         scores = {s: score_with_cache(scorer, requests, cache, f"audit [{s}]") for s, scorer in scorers.items()}
-    finally:
-        for scorer in scorers.values():
-            if hasattr(scorer, "attach_cache"):
-                scorer.attach_cache(None)
-        cache.close()
     rewards = {s: {k: res.reward for k, res in table.items()} for s, table in scores.items()}
     results, margins, rows = audit_results(plan, rewards)
     write_jsonl(out / AUDIT_FILE, rows)

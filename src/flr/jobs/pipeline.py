@@ -17,7 +17,7 @@ import shutil
 import time
 from pathlib import Path
 
-from flr.arguments import parse_mapping
+from flr.arguments import parse_mapping, split_list
 from flr.errors import FLRError
 from flr.kernel.models import ModelConfig
 from flr.provenance import provenance
@@ -98,20 +98,21 @@ class Pipeline:
         return run(*self._mine_configs())
 
     def _train_configs(self) -> tuple:
-        from flr.training.base import TrainConfig
-        from flr.training.policy import check_method_settings
+        """The section is a ``flr train <method> --config`` file: the same classes, keys, defaults and checks."""
+        from flr.training.args import from_mapping
 
-        section = self._model(self.policy, self.section("train"))
+        top = {"model": self.policy, **{k: self.config[k] for k in ("dtype",) if k in self.config}}
+        if "device" in self.config:  # TRL's configs say where to train with use_cpu
+            top["use_cpu"] = str(self.config["device"]) == "cpu"
+        section = {**top, **self.section("train")}
         section.update(data=str(self.dir("mine") / MINED_FILES[self.method]), output_dir=str(self.dir("train")))
-        cfg, model_config = build_configs(section, (TrainConfig, ModelConfig), "train")
-        check_method_settings(cfg, self.method)
-        return cfg, model_config
+        return from_mapping(self.method, section, "pipeline section 'train'")
 
     def train(self) -> dict:
-        from flr.training.policy import train
+        from flr.training import train
 
-        cfg, model_config = self._train_configs()
-        if not read_jsonl(cfg.data):
+        data, args, model_args = self._train_configs()
+        if not read_jsonl(data.dataset_name):
             stats = json.loads((self.dir("mine") / SUMMARY_FILE).read_text()).get("stats", {})
             hint = ""
             if stats.get("unfinished_candidates") and stats.get("unfinished") == "drop":
@@ -119,8 +120,10 @@ class Pipeline:
                     f"; {stats['unfinished_candidates']} candidates were cut off at max_new_tokens and left out: "
                     "raise max_new_tokens, or set 'unfinished: keep' in the mine section"
                 )
-            raise FLRError(f"{cfg.data} is empty: every prompt was dropped when mining (see mine/summary.json){hint}")
-        return train(self.method, cfg, model_config)
+            raise FLRError(
+                f"{data.dataset_name} is empty: every prompt was dropped when mining (see mine/summary.json){hint}"
+            )
+        return train(self.method, data, args, model_args)
 
     def _compare_configs(self) -> tuple:
         from flr.jobs.compare import SAMPLING_DEFAULTS, CompareConfig
@@ -165,10 +168,10 @@ class Pipeline:
 
     # -- driver -------------------------------------------------------------------------------------------
 
-    def run(self, stages: list[str] | None = None) -> dict:
+    def run(self, stages: list[str] | str | None = None) -> dict:
         """Run the configured (or named) stages in order; returns ``{stage: {"status", "seconds", "summary"}}``."""
         forced = stages is not None
-        selected = stages or list(self.config.get("stages") or STAGES)
+        selected = split_list(stages) or split_list(self.config.get("stages")) or list(STAGES)
         bad = [s for s in selected if s not in STAGES]
         if bad:
             raise FLRError(f"unknown stages {bad}: choose from {', '.join(STAGES)}")

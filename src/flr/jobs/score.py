@@ -11,7 +11,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from flr.errors import FLRError, InputError
-from flr.records import ResumableWriter, content_keys, read_records, to_scoring_input, write_jsonl
+from flr.records import ResumableWriter, content_fingerprint, content_keys, read_records, to_scoring_input, write_jsonl
 from flr.scorers.base import BaseScorer
 from flr.scorers.debias import DEBIAS_HELP, check_mode, debias
 
@@ -282,7 +282,6 @@ def run_key(job: ScoreJobConfig, scorer_config, model_config) -> str:
     """What the scores depend on, known before any model loads: scorer, weights (files' fingerprint), dtype and
     scorer settings; batch size, token budget, prefix sharing and kernel do not change scores and are left out."""
     import dataclasses
-    import hashlib
 
     from flr.kernel.models import resolve_device, resolve_dtype, weights_fingerprint
 
@@ -295,10 +294,10 @@ def run_key(job: ScoreJobConfig, scorer_config, model_config) -> str:
         settings.pop("length_term", None)
     spec = job.scorer[3:] if job.scorer.startswith("rm:") else model_config.model
     dtype = resolve_dtype(model_config.dtype, resolve_device(model_config.device))
-    blob = json.dumps(
-        [job.scorer, weights_fingerprint(spec, model_config.revision), str(dtype), settings], default=str
+    # settings in field order, unsorted: the key outputs already carry
+    return content_fingerprint(
+        [job.scorer, weights_fingerprint(spec, model_config.revision), str(dtype), settings], sort_keys=False
     )
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def already_complete(job: ScoreJobConfig, data: ScoreInputs, key: str) -> int | None:

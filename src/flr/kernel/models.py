@@ -26,7 +26,7 @@ import torch
 
 from flr.errors import FLRError
 from flr.paths import cache_dir
-from flr.records import looks_local
+from flr.records import content_fingerprint, looks_local
 
 logger = logging.getLogger(__name__)
 
@@ -281,8 +281,7 @@ def weights_fingerprint(spec: str, revision: str | None = None) -> str:
             parts.append(weights_fingerprint(base) if base else None)
     else:
         parts.append(str(path))
-    blob = json.dumps(parts, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return content_fingerprint(parts)
 
 
 def model_name(spec: str) -> str:

@@ -7,13 +7,12 @@ from __future__ import annotations
 from flr.scorers.base import BaseScorer, Scorer, ScorerConfig, ScoreResult
 from flr.scorers.baselines import ClassifierReward, LengthBaseline
 from flr.scorers.direct import DirectLikelihood
-from flr.scorers.followup import FLRConfig, FollowUpReward
+from flr.scorers.followup import FollowUpReward
 
 __all__ = [
     "BaseScorer",
     "ClassifierReward",
     "DirectLikelihood",
-    "FLRConfig",
     "FollowUpReward",
     "LengthBaseline",
     "ScoreResult",

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
+
+from flr.records import content_fingerprint
 
 
 @dataclass
@@ -43,11 +43,19 @@ class Scorer(Protocol):
 
     def compare(self, prompt, a: str, b: str) -> float: ...
 
+    def describe(self) -> dict[str, Any]:
+        """What determines the scores (for summaries; :meth:`fingerprint` hashes it for the cache key)."""
+        ...
+
     def fingerprint(self) -> str: ...
+
+    def attach_cache(self, cache) -> None:
+        """Keep intermediate results in ``cache`` (a :class:`flr.scorers.cache.ScoreCache`; None detaches it)."""
+        ...
 
 
 class BaseScorer:
-    """Shared plumbing: chunked scoring, a progress bar, pairwise comparison, a cache fingerprint."""
+    """Shared plumbing: chunked scoring, a progress bar, pairwise comparison, a cache fingerprint and hooks."""
 
     name = "base"
     chunk_size = 64
@@ -80,8 +88,10 @@ class BaseScorer:
         return ra.reward - rb.reward
 
     def fingerprint(self) -> str:
-        blob = json.dumps(self.describe(), sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return content_fingerprint(self.describe())
+
+    def attach_cache(self, cache) -> None:
+        """Nothing to keep: only scorers with reusable intermediate results (FLR's follow-up log-probs) use it."""
 
 
 @dataclass

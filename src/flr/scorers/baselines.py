@@ -96,10 +96,8 @@ class ClassifierReward(BaseScorer):
     @torch.inference_mode()
     def _score_chunk(self, records: Sequence[dict]) -> list[ScoreResult]:
         ids = [classifier_ids(self.renderer, r["prompt"], r["response"]) for r in records]
-        width = max(len(x) for x in ids)
-        pad = self.tokenizer.pad_token_id
-        input_ids = torch.tensor([x + [pad] * (width - len(x)) for x in ids], device=self.model.device)
-        mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in ids], device=self.model.device)
-        logits = self.model(input_ids=input_ids, attention_mask=mask).logits.float()
+        # right padding: the classifier reads its score at each row's last real token
+        batch = self.tokenizer.pad({"input_ids": ids}, padding_side="right", return_tensors="pt")
+        logits = self.model(**batch.to(self.model.device)).logits.float()
         rewards = logits[:, 0] if logits.shape[-1] == 1 else logits.log_softmax(-1)[:, -1]
         return [ScoreResult(reward=float(v)) for v in rewards.cpu()]

@@ -12,6 +12,8 @@ import logging
 import os
 import sqlite3
 import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -104,8 +106,7 @@ class ScoreCache:
 def score_with_cache(scorer, requests: list[tuple], cache: ScoreCache, desc: str) -> dict:
     """Scores for every request, computing only the ones the cache lacks and saving each chunk as it finishes."""
     fingerprint = scorer.fingerprint()
-    if hasattr(scorer, "attach_cache"):
-        scorer.attach_cache(cache)
+    scorer.attach_cache(cache)
     known = cache.get(fingerprint, [k for k, _ in requests])
     todo = [(k, pr) for k, pr in requests if k not in known]
     if known:
@@ -126,11 +127,19 @@ def cached_scores(scorer, records: list[dict], cache_path: str | os.PathLike | N
     """``scorer``'s results for ``records`` (in order) through the score cache: known ones are reused, new ones
     saved as each chunk finishes, so a killed job resumes and a re-run recomputes nothing."""
     requests = [(text_key(r["prompt"], r["response"]), (r["prompt"], r["response"])) for r in records]
-    cache = ScoreCache(cache_path)
-    try:
+    with open_cache(cache_path, [scorer]) as cache:
         known = score_with_cache(scorer, list(dict(requests).items()), cache, desc)
+    return [known[key] for key, _ in requests]
+
+
+@contextmanager
+def open_cache(path: str | os.PathLike | None, scorers: Iterable) -> Iterator[ScoreCache]:
+    """The score cache at ``path`` for a block of work; when it ends, even by an error, ``scorers`` (which
+    :func:`score_with_cache` attaches to it) are detached and the cache is closed."""
+    cache = ScoreCache(path)
+    try:
+        yield cache
     finally:
-        if hasattr(scorer, "attach_cache"):
+        for scorer in scorers:
             scorer.attach_cache(None)
         cache.close()
-    return [known[key] for key, _ in requests]

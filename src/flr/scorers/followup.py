@@ -7,10 +7,8 @@ from collections.abc import Sequence
 
 from flr.followups import load_followups
 from flr.kernel.logprobs import continuation_logprobs
+from flr.records import content_fingerprint
 from flr.scorers.base import LMScorer, ScorerConfig, ScoreResult, kernel_kwargs
-
-FLRConfig = ScorerConfig  # its former name, kept for code that imports it
-
 
 # follow-ups are rendered against this many tokens at least when a conversation is cut to --max-length, so that
 # where a conversation is cut does not depend on the follow-up set (cached per-follow-up scores stay exact)
@@ -42,12 +40,13 @@ def check_length_term(config: ScorerConfig, followups) -> float | None:
     return followups.length_coefficient
 
 
-def category_weights(weights: str | None, names: list[str]) -> dict[str, float]:
-    """``--weights`` (comma-separated, in category order; None: equal) as ``{category: weight}``."""
+def category_weights(weights: str | Sequence | None, names: list[str]) -> dict[str, float]:
+    """``--weights`` (comma-separated or a list, in category order; None: equal) as ``{category: weight}``."""
+    from flr.arguments import split_list
     from flr.errors import FLRError
 
     try:
-        values = [float(w) for w in weights.split(",")] if weights else [1.0] * len(names)
+        values = [float(w) for w in split_list(weights)] if weights else [1.0] * len(names)
     except ValueError:
         raise FLRError(f"--weights must be comma-separated numbers, got {weights!r}") from None
     if len(values) != len(names):
@@ -130,12 +129,8 @@ class FollowUpReward(LMScorer):
 
     def raw_fingerprint(self) -> str:
         """What one follow-up's log-prob depends on: the model's weights, dtype and the rendering settings."""
-        import hashlib
-        import json
-
         keep = {k: v for k, v in super().describe().items() if k != "scorer"}
-        blob = json.dumps([keep, FOLLOWUP_RESERVE], sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return content_fingerprint([keep, FOLLOWUP_RESERVE])
 
     def attach_cache(self, cache) -> None:
         """Store and reuse per-follow-up log-probs in ``cache`` (a :class:`flr.scorers.cache.ScoreCache`)."""

@@ -9,12 +9,19 @@ any work, records are validated exactly as ``flr score`` validates them, and sco
 the model lock taken per chunk, so small requests are served between the chunks of a large one; a request that
 runs past its time limit, or whose client has gone, stops at the next chunk. A bearer token is required whenever
 the service listens on a non-loopback address.
+
+:class:`RewardService` holds what the requests share (scorer, limits, lock or micro-batcher) and answers them;
+every refusal is a :class:`RequestError` (status + one line). The FastAPI routes are in :mod:`flr.serving.app`.
 """
 
-# No `from __future__ import annotations`: FastAPI must see the request model as a class, not a string.
+from __future__ import annotations
+
 import asyncio
+import dataclasses
 import hmac
+import json
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from flr.errors import FLRError, check_at_least
@@ -111,6 +118,14 @@ class MicroBatcher:
                     f.set_result(result)
 
 
+class RequestError(Exception):
+    """A request the service refuses: the HTTP status and a one-line reason (``{"detail": ...}`` in the reply)."""
+
+    def __init__(self, status: int, detail: str):
+        super().__init__(detail)
+        self.status, self.detail = status, detail
+
+
 class RecordTooLarge(FLRError):
     """A record over the service's size bound (HTTP 413, not 422)."""
 
@@ -142,6 +157,137 @@ def _micro_batching(limits: ServiceLimits, scorer: BaseScorer) -> bool:
     return model is not None and next(model.parameters()).device.type == "cuda"
 
 
+Disconnected = Callable[[], Awaitable[bool]]  # the request's is_disconnected
+
+
+class RewardService:
+    """One scorer served to concurrent requests within :class:`ServiceLimits`: with a lock per chunk, or through a
+    :class:`MicroBatcher` that merges the chunks of concurrent requests."""
+
+    def __init__(
+        self,
+        scorer: BaseScorer,
+        limits: ServiceLimits | None = None,
+        api_key: str | None = None,
+        query_template: str = "chatml",
+    ):
+        self.scorer, self.limits = scorer, limits or ServiceLimits()
+        self.api_key, self.query_template = api_key, query_template
+        self.lock = asyncio.Lock()  # one model: one chunk at a time, requests interleave between chunks
+        self.batcher = (
+            MicroBatcher(scorer, self.limits.batch_records) if _micro_batching(self.limits, scorer) else None
+        )
+
+    def check_headers(self, headers: Mapping[str, str]) -> None:
+        """Token and declared size, before the body is read (401, 413)."""
+        if self.api_key is not None:
+            given = headers.get("authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {self.api_key}".encode()):
+                raise RequestError(401, "missing or wrong bearer token")
+        size = headers.get("content-length")
+        if size is not None and size.isdigit() and int(size) > self.limits.max_request_bytes:
+            raise RequestError(413, f"at most {self.limits.max_request_bytes} bytes per request")
+
+    def health(self) -> dict:
+        return {
+            "status": "ok",
+            "scorer": self.scorer.describe(),
+            "fingerprint": self.scorer.fingerprint(),
+            "limits": vars(self.limits),
+            "scoring_calls": self.batcher.calls if self.batcher is not None else None,
+        }
+
+    def parse(self, body: bytes) -> dict:
+        """The request's JSON object (413, 422)."""
+        if len(body) > self.limits.max_request_bytes:  # chunked uploads carry no content-length
+            raise RequestError(413, f"at most {self.limits.max_request_bytes} bytes per request")
+        try:
+            payload = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise RequestError(422, "the body is not JSON") from None
+        if not isinstance(payload, dict):
+            raise RequestError(422, "expected a JSON object")
+        return payload
+
+    async def score(self, payload: dict, disconnected: Disconnected, started: float) -> dict:
+        """``POST /score``: ``{records: [{prompt, response}]}`` -> rewards, categories, truncated."""
+        records = payload.get("records")
+        if not isinstance(records, list):
+            raise RequestError(422, 'expected {"records": [{prompt, response}, ...]}')
+        self._check_count(len(records), "records")
+        results = await self._score_records(records, disconnected, started)
+        return {
+            "rewards": [r.reward for r in results],
+            "categories": [r.categories for r in results],
+            "truncated": [r.truncated for r in results],
+        }
+
+    async def get_reward(self, payload: dict, disconnected: Disconnected, started: float) -> dict:
+        """``POST /get_reward``, OpenRLHF's remote reward model API: ``{query: [full texts], prompts?: [prompt
+        texts]}`` -> ``{rewards}``."""
+        from flr.kernel.chat import split_query
+
+        queries, prompts = payload.get("query"), payload.get("prompts")
+        if not isinstance(queries, list) or not all(isinstance(q, str) for q in queries):
+            raise RequestError(422, 'expected {"query": [texts], "prompts": [texts] (optional)}')
+        if prompts is not None and (not isinstance(prompts, list) or len(prompts) != len(queries)):
+            raise RequestError(422, "'prompts' must be a list as long as 'query'")
+        self._check_count(len(queries), "queries")
+        try:
+            records = [
+                split_query(q, prompts[i] if prompts else None, self.query_template) for i, q in enumerate(queries)
+            ]
+        except ValueError as exc:
+            raise RequestError(422, str(exc)) from None
+        results = await self._score_records(records, disconnected, started)
+        return {"rewards": [r.reward for r in results]}
+
+    def _check_count(self, n: int, what: str) -> None:
+        if n > self.limits.max_records:
+            raise RequestError(413, f"at most {self.limits.max_records} {what} per request, got {n}")
+
+    async def _score_records(self, records: list, disconnected: Disconnected, started: float) -> list:
+        """Results for the records, checked first, then scored chunk by chunk; stops at a chunk boundary when the
+        client has gone (499) or the time limit has passed (503)."""
+        from flr.errors import InputError
+
+        try:
+            records = validate_records(records, self.limits)
+        except RecordTooLarge as exc:
+            raise RequestError(413, str(exc)) from None
+        except InputError as exc:
+            raise RequestError(422, str(exc)) from None
+        results, step = [], self.limits.chunk_records
+        for start in range(0, len(records), step):
+            if await disconnected():
+                raise RequestError(499, "client disconnected")
+            if time.monotonic() - started > self.limits.request_timeout:
+                raise self._too_slow()
+            try:
+                results += await self._score_chunk(records[start : start + step], started)
+            except FLRError as exc:
+                raise RequestError(422, str(exc)) from None
+        return results
+
+    async def _score_chunk(self, chunk: list[dict], started: float) -> list:
+        from fastapi.concurrency import run_in_threadpool
+
+        if self.batcher is None:
+            async with self.lock:
+                return await run_in_threadpool(self.scorer.score, chunk)
+        futures = self.batcher.submit(chunk)
+        remaining = max(self.limits.request_timeout - (time.monotonic() - started), 0.001)
+        try:
+            return await asyncio.wait_for(asyncio.gather(*futures), timeout=remaining)
+        except TimeoutError:
+            for f in futures:
+                f.cancel()  # not yet started: the worker skips them
+            raise self._too_slow() from None
+
+    def _too_slow(self) -> RequestError:
+        return RequestError(503, f"request took longer than {self.limits.request_timeout:g} s; send fewer records")
+
+
 def create_app(
     scorer: BaseScorer,
     *,
@@ -150,129 +296,12 @@ def create_app(
     max_records: int | None = None,
     query_template: str = "chatml",
 ):
+    """The FastAPI app serving ``scorer`` (``max_records`` overrides ``limits.max_records``)."""
     try:
-        from fastapi import FastAPI, HTTPException, Request
-        from fastapi.concurrency import run_in_threadpool
-        from fastapi.responses import JSONResponse
+        from flr.serving.app import build_app
     except ImportError as exc:
         raise FLRError("the reward service needs FastAPI: pip install 'flr[serve]'") from exc
-    from flr.errors import InputError
-
     limits = limits or ServiceLimits()
     if max_records is not None:
-        limits.max_records = max_records
-    app = FastAPI(title="flr reward service", description="Follow-up Likelihood as Reward")
-    lock = asyncio.Lock()  # one model: one chunk at a time, requests interleave between chunks
-    batcher = MicroBatcher(scorer, limits.batch_records) if _micro_batching(limits, scorer) else None
-    app.state.batcher = batcher
-
-    @app.middleware("http")
-    async def guard(request: Request, call_next):
-        if api_key is not None:
-            given = request.headers.get("authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {api_key}".encode()):
-                return JSONResponse({"detail": "missing or wrong bearer token"}, status_code=401)
-        size = request.headers.get("content-length")
-        if size is not None and size.isdigit() and int(size) > limits.max_request_bytes:
-            return JSONResponse({"detail": f"at most {limits.max_request_bytes} bytes per request"}, status_code=413)
-        return await call_next(request)
-
-    @app.get("/health")
-    def health():
-        return {
-            "status": "ok",
-            "scorer": scorer.describe(),
-            "fingerprint": scorer.fingerprint(),
-            "limits": vars(limits),
-            "scoring_calls": batcher.calls if batcher is not None else None,
-        }
-
-    async def read_json(request: Request) -> dict:
-        body = await request.body()
-        if len(body) > limits.max_request_bytes:  # chunked uploads carry no content-length
-            raise HTTPException(413, f"at most {limits.max_request_bytes} bytes per request")
-        try:
-            import json
-
-            payload = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise HTTPException(422, "the body is not JSON") from None
-        if not isinstance(payload, dict):
-            raise HTTPException(422, "expected a JSON object")
-        return payload
-
-    async def score_records(request: Request, records: list, started: float):
-        """Rewards for checked records, chunk by chunk; a JSONResponse when the client has gone."""
-        if len(records) > limits.max_records:
-            raise HTTPException(413, f"at most {limits.max_records} records per request, got {len(records)}")
-        try:
-            records = validate_records(records, limits)
-        except RecordTooLarge as exc:
-            raise HTTPException(413, str(exc)) from None
-        except InputError as exc:
-            raise HTTPException(422, str(exc)) from None
-        results = []
-        for start in range(0, len(records), limits.chunk_records):
-            if await request.is_disconnected():
-                return JSONResponse({"detail": "client disconnected"}, status_code=499)
-            if time.monotonic() - started > limits.request_timeout:
-                raise HTTPException(503, f"request took longer than {limits.request_timeout:g} s; send fewer records")
-            chunk = records[start : start + limits.chunk_records]
-            try:
-                if batcher is None:
-                    async with lock:
-                        results += await run_in_threadpool(scorer.score, chunk)
-                    continue
-                futures = batcher.submit(chunk)
-                remaining = max(limits.request_timeout - (time.monotonic() - started), 0.001)
-                try:
-                    results += await asyncio.wait_for(asyncio.gather(*futures), timeout=remaining)
-                except TimeoutError:
-                    for f in futures:
-                        f.cancel()  # not yet started: the worker skips them
-                    raise HTTPException(
-                        503, f"request took longer than {limits.request_timeout:g} s; send fewer records"
-                    ) from None
-            except FLRError as exc:
-                raise HTTPException(422, str(exc)) from None
-        return results
-
-    @app.post("/score")
-    async def score(request: Request):
-        started = time.monotonic()
-        records = (await read_json(request)).get("records")
-        if not isinstance(records, list):
-            raise HTTPException(422, 'expected {"records": [{prompt, response}, ...]}')
-        results = await score_records(request, records, started)
-        if isinstance(results, JSONResponse):
-            return results
-        return {
-            "rewards": [r.reward for r in results],
-            "categories": [r.categories for r in results],
-            "truncated": [r.truncated for r in results],
-        }
-
-    @app.post("/get_reward")
-    async def get_reward(request: Request):
-        """OpenRLHF's remote reward model API: {query: [full texts], prompts?: [prompt texts]} -> {rewards}."""
-        from flr.kernel.chat import split_query
-
-        started = time.monotonic()
-        payload = await read_json(request)
-        queries, prompts = payload.get("query"), payload.get("prompts")
-        if not isinstance(queries, list) or not all(isinstance(q, str) for q in queries):
-            raise HTTPException(422, 'expected {"query": [texts], "prompts": [texts] (optional)}')
-        if prompts is not None and (not isinstance(prompts, list) or len(prompts) != len(queries)):
-            raise HTTPException(422, "'prompts' must be a list as long as 'query'")
-        if len(queries) > limits.max_records:
-            raise HTTPException(413, f"at most {limits.max_records} queries per request, got {len(queries)}")
-        try:
-            records = [split_query(q, prompts[i] if prompts else None, query_template) for i, q in enumerate(queries)]
-        except ValueError as exc:
-            raise HTTPException(422, str(exc)) from None
-        results = await score_records(request, records, started)
-        if isinstance(results, JSONResponse):
-            return results
-        return {"rewards": [r.reward for r in results]}
-
-    return app
+        limits = dataclasses.replace(limits, max_records=max_records)
+    return build_app(RewardService(scorer, limits, api_key, query_template))

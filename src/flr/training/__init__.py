@@ -1,3 +1,14 @@
-"""Trainers, one module per method beside the plumbing they share (base): the policy's DPO/KTO (policy), the
-reward's own training, preference-tuned FLR and the classifier RM (reward), and TRL's argument classes (args).
+"""Trainers, one module per method, each with its trainer and config side by side: the policy's DPO/KTO (policy),
+feedback SFT of the scorer (feedback), preference-tuned FLR (reward) and the classifier RM (rm); what they share
+(base), and the one config path of ``flr train`` and the pipeline, TRL's argument classes (args).
 Imports flr's plain modules, kernel and scorers."""
+
+
+def train(method: str, data, args, model_args) -> dict:
+    """Train ``method`` (dpo, kto, feedback, flr, rm) from its configs (:mod:`flr.training.args`: data, the trainer
+    config, the model); returns the summary also written to disk."""
+    import importlib
+
+    from flr.training.args import MODULES
+
+    return importlib.import_module(f"flr.training.{MODULES[method]}").train(method, data, args, model_args)

@@ -1,124 +1,141 @@
-"""What every ``flr train`` method shares: the data and LoRA settings (:class:`TrainConfig`), LoRA configs, checkpoint
-resolution, and :func:`run_trainer`, which trains, saves the adapter where every flr command finds it, and writes
-summary.json with the loss curves and training.png. The methods themselves are jobs: :mod:`flr.training.policy` (DPO, KTO,
-feedback SFT through TRL) and :mod:`flr.training.reward` (FLR preference tuning, classifier reward models)."""
+"""What every ``flr train`` method shares: one reader of training records, loading the model to train (the one
+"already a PEFT adapter" check), fitting a TRL config to the device (the one bf16-off-CUDA check), the LoRA
+config, checkpoint resolution, and :func:`run_trainer`, which trains, saves the adapter where every flr command finds
+it, and writes summary.json with the loss curves and training.png. The methods: :mod:`flr.training.policy` (DPO,
+KTO), :mod:`flr.training.feedback` (feedback SFT), :mod:`flr.training.reward` (FLR preference tuning) and
+:mod:`flr.training.rm` (the classifier reward model); their arguments: :mod:`flr.training.args`."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from flr.errors import FLRError
-from flr.kernel.models import quiet_renames, record_adapter_base  # noqa: F401 - re-exported for the trainers
+from flr.errors import FLRError, InputError
+from flr.kernel.models import quiet_renames, record_adapter_base
 from flr.provenance import write_summary
 
 logger = logging.getLogger(__name__)
 
 PLOTTED = ("loss", "rewards/margins", "rewards/accuracies", "kl", "accuracy", "margin")
+COLUMNS = {
+    "dpo": (("prompt", "chosen", "rejected"),),
+    "kto": (("prompt", "completion", "label"), ("prompt", "chosen", "rejected")),  # TRL's KTO unpairs pairs itself
+    "feedback": (("prompt", "response", "feedback"),),
+    "flr": (("prompt", "chosen", "rejected"),),
+    "rm": (("prompt", "chosen", "rejected"),),
+}
+TEXT_PAIRS = ("flr", "rm")  # flr renders these itself: each side a text (a conversation's last message)
 
 
-@dataclass
-class TrainConfig:
-    """Data, optimisation and LoRA settings shared by ``flr train dpo|kto|feedback``."""
-
-    data: str | None = field(
-        default=None,
-        metadata={
-            "help": "Training records (file or HF dataset id): dpo: {prompt, chosen, rejected} (flr mine's pairs.jsonl); "
-            "kto: {prompt, completion, label} (flr mine --format kto) or pairs; feedback: {prompt, response, feedback}."
-        },
-    )
-    output_dir: str = field(
-        default="runs/train", metadata={"help": "Adapter, checkpoints, summary.json, training.png."}
-    )
-    split: str = field(default="train", metadata={"help": "Split, when --data is an HF dataset id."})
-    field_map: str | None = field(
-        default=None, metadata={"help": "Rename your fields to ours, e.g. feedback=critique."}
-    )
-    limit: int | None = field(default=None, metadata={"help": "Train on the first N records only."})
-    learning_rate: float | None = field(
-        default=None,
-        metadata={
-            "help": "Default 1e-5 (dpo, kto) and 2e-4 (feedback): TRL's full fine-tuning defaults (1e-6, 2e-5) x10, "
-            "as TRL's docs advise for LoRA, whose zero-initialised low-rank update needs larger steps."
-        },
-    )
-    num_train_epochs: float = field(default=1.0, metadata={"help": "Passes over the data (unless --max-steps)."})
-    max_steps: int = field(default=-1, metadata={"help": "Stop after this many optimizer steps (-1: use epochs)."})
-    per_device_train_batch_size: int = field(
-        default=4, metadata={"help": "Examples per device and step (KTO needs at least 2 for its KL estimate)."}
-    )
-    gradient_accumulation_steps: int = field(default=1, metadata={"help": "Micro-batches per optimizer step."})
-    beta: float = field(default=0.1, metadata={"help": "DPO/KTO: strength of the pull towards the reference model."})
-    loss_type: str | None = field(
-        default=None, metadata={"help": "TRL loss type (dpo: sigmoid, ipo, hinge, ...; kto: kto, apo_zero_unpaired)."}
-    )
-    max_length: int = field(default=1024, metadata={"help": "Cap on prompt + completion tokens."})
-    lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
-    lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling (alpha / r multiplies the update)."})
-    lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA input."})
-    lora_target_modules: str = field(
-        default="all-linear",
-        metadata={"help": "Modules to adapt: all-linear, or comma-separated names (q_proj,v_proj)."},
-    )
-    logging_steps: int = field(default=1, metadata={"help": "Log losses and rewards every N steps."})
-    save_steps: int = field(default=50, metadata={"help": "Checkpoint (adapter + optimizer state) every N steps."})
-    save_total_limit: int | None = field(default=2, metadata={"help": "Keep only the latest N checkpoints."})
-    seed: int = field(default=0, metadata={"help": "Random seed (data order, LoRA init, dropout)."})
-    resume_from_checkpoint: str | None = field(
-        default="auto",
-        metadata={
-            "help": "auto: resume from the latest checkpoint-N in --output-dir when there is one; 'none': start "
-            "fresh; or a checkpoint folder. Optimizer, scheduler and data position are restored."
-        },
-    )
-    gradient_checkpointing: bool = field(
-        default=False, metadata={"help": "Trade compute for memory (off: TRL's default is on, which is slow on CPU)."}
-    )
-    precompute_ref_log_probs: bool = field(
-        default=False, metadata={"help": "DPO/KTO: compute reference log-probs once before training."}
-    )
-    ld_alpha: float | None = field(
-        default=None,
-        metadata={
-            "help": "DPO only, TRL's LD-DPO length control (DPOConfig.ld_alpha, in [0, 1]): the log-probs of the tokens "
-            "past the shorter response's length count alpha times, so the longer response's extra tokens move the "
-            "loss less (1: plain DPO; 0: they do not count). Default: off."
-        },
-    )
-    trainer_args: str | None = field(
-        default=None,
-        metadata={
-            "help": 'More TRL config fields as JSON, e.g. \'{"warmup_steps": 10, "lr_scheduler_type": "cosine"}\'.'
-        },
-    )
-
-    def __post_init__(self):
-        check_ld_alpha(self.ld_alpha)
+# -- data ------------------------------------------------------------------------------------------------
 
 
-def check_ld_alpha(value: float | None) -> None:
-    """TRL takes any number; LD-DPO's alpha is a weight in [0, 1]."""
-    if value is not None and not 0 <= value <= 1:
-        raise FLRError(
-            f"--ld-alpha must be between 0 and 1 (LD-DPO's weight of the tokens past the shared length), got {value}"
-        )
+def read_training_records(data, method: str) -> list[dict]:
+    """The records ``data`` (:class:`flr.training.args.DataArguments`) names, with the columns ``method`` needs
+    (extra columns dropped), each row checked: a bad one stops with one line naming file, line and field."""
+    from flr.records import read_records
 
-
-def lora_config(cfg: TrainConfig):
-    from peft import LoraConfig
-
-    targets = cfg.lora_target_modules
-    return LoraConfig(
-        r=cfg.lora_r,
-        lora_alpha=cfg.lora_alpha,
-        lora_dropout=cfg.lora_dropout,
-        target_modules=targets if targets == "all-linear" else [t.strip() for t in targets.split(",")],
-        task_type="CAUSAL_LM",
+    wanted = " or ".join("{" + ", ".join(c) + "}" for c in COLUMNS[method])
+    if not data.dataset_name:
+        raise FLRError(f"no training data: pass --data FILE with {wanted} records")
+    records = read_records(
+        data.dataset_name, split=data.dataset_train_split, field_map=data.field_map, limit=data.limit
     )
+    if not records:
+        raise FLRError(f"{data.dataset_name}: no records")
+    first = records[0]
+    columns = next((cols for cols in COLUMNS[method] if all(c in first.data for c in cols)), None)
+    if columns is None:
+        missing = next(c for c in COLUMNS[method][0] if c not in first.data)
+        message = f"{method} needs {wanted} (map yours with --field-map)"
+        raise InputError(message, file=first.source, line=first.line, field=missing)
+    if method in TEXT_PAIRS:
+        return [_text_pair(rec) for rec in records]
+    rows = []
+    for rec in records:
+        missing = [c for c in columns if rec.data.get(c) is None]
+        if missing:
+            raise InputError("missing", file=rec.source, line=rec.line, field=missing[0])
+        rows.append({c: rec.data[c] for c in columns})
+    return rows
+
+
+def _text_pair(rec) -> dict:
+    """``{prompt, chosen, rejected}`` (TRL's standard or conversational preference format) with text sides."""
+    from flr.records import get_prompt, get_text, validate_messages
+
+    row = {"prompt": get_prompt(rec)}
+    for side in ("chosen", "rejected"):
+        value = rec.data.get(side)
+        if isinstance(value, list):  # conversational: the last (assistant) message
+            rec.data = {**rec.data, side: validate_messages(value, rec, side)[-1]["content"]}
+        row[side] = get_text(rec, side)
+    return row
+
+
+# -- model and trainer setup -----------------------------------------------------------------------------
+
+
+def check_no_adapter(model) -> None:
+    if hasattr(model, "peft_config"):
+        raise FLRError("the model already carries a PEFT adapter: train from its base model (or merge it first)")
+
+
+def load_for_training(model_args, args):
+    """``(model, tokenizer)`` of TRL's ``ModelConfig`` on the device ``args`` (a TRL config) allows."""
+    from flr.kernel.models import load_model
+
+    revision = None if model_args.model_revision in (None, "main") else model_args.model_revision
+    model, tokenizer = load_model(
+        model_args.model_name_or_path,
+        device="cpu" if args.use_cpu else "auto",
+        dtype=model_args.dtype or "auto",
+        attn_implementation=model_args.attn_implementation,
+        revision=revision,
+        trust_remote_code=getattr(args, "trust_remote_code", False),  # TRL keeps it on the trainer config
+    )
+    check_no_adapter(model)
+    return model, tokenizer
+
+
+def fit_to_device(args, device):
+    """TRL's configs default to bf16, which a model off CUDA cannot train in (and TRL would ask the accelerator)."""
+    if device.type == "cuda":
+        return args
+    with quiet_renames():
+        return dataclasses.replace(args, use_cpu=device.type == "cpu", bf16=False, fp16=False)
+
+
+def peft_config(model_args, model, task_type: str = "CAUSAL_LM"):
+    """TRL's LoRA config of ``model_args`` (None: full fine-tuning), on the top ``--lora-layers`` layers only."""
+    from trl import get_peft_config
+
+    config = get_peft_config(model_args)
+    if config is not None:
+        config.task_type = task_type
+        if model_args.lora_layers:  # the backward pass stops at the lowest adapted layer
+            n = model.config.num_hidden_layers
+            config.layers_to_transform = list(range(max(0, n - model_args.lora_layers), n))
+    return config
+
+
+def trl_trainer(cls, model, args, rows: Sequence[dict], tokenizer, peft, *, chats: bool = True):
+    """A TRL trainer ``cls`` on ``rows``. With ``chats`` (TRL renders the rows), a tokenizer without a chat template
+    gets flr's plain one."""
+    from datasets import Dataset
+
+    from flr.kernel.chat import ChatRenderer
+
+    if chats and not tokenizer.chat_template:
+        tokenizer.chat_template = ChatRenderer(tokenizer).chat_template
+    with quiet_renames():
+        return cls(
+            model=model, args=args, train_dataset=Dataset.from_list(list(rows)), processing_class=tokenizer,
+            peft_config=peft,
+        )  # fmt: skip
 
 
 def resolve_checkpoint(value: str | None, output_dir: str) -> str | None:
@@ -174,12 +191,12 @@ def plot_curves(curves: dict[str, list[tuple[int, float]]], path: str | Path, ti
     return True
 
 
-def run_trainer(trainer, method: str, records, *, resume, model_spec: str, configs=(), extra=None) -> dict:
+def run_trainer(trainer, method: str, records, *, model_spec: str, configs=(), extra=None) -> dict:
     """Train (resuming from the latest checkpoint), save the adapter at the output root, write summary.json and
     training.png; returns the summary. Shared by every ``flr train`` method."""
     import time
 
-    checkpoint = resolve_checkpoint(resume, trainer.args.output_dir)
+    checkpoint = resolve_checkpoint(trainer.args.resume_from_checkpoint, trainer.args.output_dir)
     if checkpoint:
         logger.info("resuming from %s (optimizer and scheduler state included)", checkpoint)
     started = time.perf_counter()
@@ -211,12 +228,3 @@ def run_trainer(trainer, method: str, records, *, resume, model_spec: str, confi
     summary["trainer_config"] = {type(trainer.args).__name__: trainer.args.to_dict()}
     write_summary(out, summary, *configs)
     return summary
-
-
-def checkpointing_kwargs(config_class, enabled: bool) -> dict:
-    """Gradient checkpointing under the name the installed transformers uses (it renamed it to
-    activation_checkpointing and warns on the old name)."""
-    import dataclasses
-
-    names = {f.name for f in dataclasses.fields(config_class)}
-    return {"activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing": enabled}

@@ -1,18 +1,16 @@
-"""Learn the reward from labelled pairs: preference-tuned FLR (``flr train flr``) and its anchor, a classifier
-reward model on the same backbone and pairs (``flr train rm``).
+"""Preference-tuned FLR (``flr train flr``): its config (:class:`FLRConfig`) and trainer (:class:`FLRTrainer`).
 
-Preference-tuned FLR trains LoRA adapters on the follow-up LM so that the FLR margin
-``r(x, chosen) - r(x, rejected)`` grows: loss ``-log sigmoid(beta * margin)``, with ``r`` computed by the packed
-kernel with gradients (teacher-forced follow-up log-probs, the same rendering and spans the scorer reads). Each
-step scores a random subset of the follow-ups (``--followups-per-step`` per category and polarity, the same subset
-for both sides of a pair), aggregated as the scorer aggregates them and rescaled so that the step's reward is an
-unbiased estimate of the full set's; scoring afterwards uses the full set. A KL term keeps the follow-up
-distribution after a content-free response where the base model had it (``--kl-coef``), so the tuned model still
-reads follow-ups as a language model and does not learn a fixed bias towards positive follow-ups.
+LoRA adapters on the follow-up LM learn to widen the FLR margin ``r(x, chosen) - r(x, rejected)``: loss
+``-log sigmoid(beta * margin)``, with ``r`` computed by the packed kernel with gradients (teacher-forced follow-up
+log-probs, the same rendering and spans the scorer reads). Each step scores a random subset of the follow-ups
+(``--followups-per-step`` per category and polarity, the same subset for both sides of a pair), aggregated as the
+scorer aggregates them and rescaled so that the step's reward is an unbiased estimate of the full set's; scoring
+afterwards uses the full set. A KL term keeps the follow-up distribution after a content-free response where the
+base model had it (``--kl-coef``), so the tuned model still reads follow-ups as a language model and does not learn
+a fixed bias towards positive follow-ups.
 
-Both save a LoRA adapter at the root of ``output_dir`` (a model spec for every flr command: ``--model DIR`` for
-FLR, ``--scorers rm:DIR`` for the classifier), keep HF Trainer checkpoints (adapter, optimizer, scheduler, RNG) in
-``checkpoint-N`` and resume from the latest one.
+The adapter lands at the root of ``output_dir`` (``--model DIR`` for every flr command), with the follow-up set it
+was tuned with; HF Trainer checkpoints go to ``checkpoint-N`` and the latest is resumed.
 """
 
 from __future__ import annotations
@@ -24,13 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from transformers import Trainer
+from transformers import Trainer, TrainingArguments
 
 from flr.errors import FLRError
 from flr.followups import SCORER_FOLLOWUPS, dump_followups
 from flr.kernel.chat import ChatRenderer
-from flr.kernel.models import ModelConfig, load_model
-from flr.scorers.baselines import classifier_ids, load_classifier
 from flr.scorers.followup import (
     FOLLOWUP_RESERVE,
     ScorerConfig,
@@ -38,16 +34,15 @@ from flr.scorers.followup import (
     followup_reward,
     sample_followups,
 )
-from flr.training.base import TrainConfig, checkpointing_kwargs, lora_config, quiet_renames, run_trainer
+from flr.training.base import fit_to_device, load_for_training, peft_config, read_training_records, run_trainer
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_LEARNING_RATES = {"flr": 2e-4, "rm": 2e-4}
-
 
 @dataclass
-class RewardTuningConfig:
-    """What ``flr train flr`` adds to the shared training settings."""
+class FLRConfig(TrainingArguments):
+    """The trainer config of ``flr train flr``: transformers' ``TrainingArguments`` (as TRL's configs are) plus the
+    follow-up set, the loss and its KL term."""
 
     followups: str | None = field(
         default="compact",
@@ -75,65 +70,20 @@ class RewardTuningConfig:
         },
     )
     content_free: str = field(default="", metadata={"help": "The content-free response of the KL term."})
-    lora_layers: int | None = field(
-        default=8,
-        metadata={
-            "help": "Adapt only the top N decoder layers (backward then stops there: about 2x faster steps on "
-            "CPU). None: every layer."
-        },
+    max_length: int = field(
+        default=1024, metadata={"help": "Cap on prompt + response + follow-up tokens, cut as the scorer cuts them."}
     )
+    remove_unused_columns: bool = field(default=False, metadata={"help": "Keep the records whole (flr renders them)."})
+    bf16: bool | None = field(default=None, metadata={"help": "bfloat16 mixed precision (default: on, as in TRL)."})
 
     def __post_init__(self):
         if self.followups_per_step < 1:
             raise FLRError(f"--followups-per-step must be at least 1, got {self.followups_per_step}")
         if self.kl_coef < 0:
             raise FLRError(f"--kl-coef must be >= 0, got {self.kl_coef}")
-        if self.lora_layers is not None and self.lora_layers < 1:
-            raise FLRError(f"--lora-layers must be at least 1, got {self.lora_layers}")
-
-
-def _layers_config(cfg: TrainConfig, model, lora_layers: int | None, task_type: str):
-    config = lora_config(cfg)
-    config.task_type = task_type
-    return _top_layers(config, model, lora_layers)
-
-
-def _top_layers(config, model, lora_layers: int | None):
-    """LoRA on the top ``lora_layers`` decoder layers only (None: all): the backward pass stops there."""
-    if lora_layers:
-        n = model.config.num_hidden_layers
-        config.layers_to_transform = list(range(max(0, n - lora_layers), n))
-    return config
-
-
-def load_pairs(cfg: TrainConfig) -> list[dict]:
-    return read_pairs(cfg.data, split=cfg.split, field_map=cfg.field_map, limit=cfg.limit)
-
-
-def read_pairs(source: str | None, *, split="train", field_map=None, limit=None) -> list[dict]:
-    """``{prompt, chosen, rejected}`` records (TRL's standard or conversational preference format), each checked:
-    a missing, empty or non-text field stops with one line naming file, line and field."""
-    from flr.records import get_prompt, get_text, read_records, validate_messages
-
-    if not source:
-        raise FLRError("no training data: pass --data FILE with {prompt, chosen, rejected} records")
-    records = read_records(source, split=split, field_map=field_map, limit=limit)
-    if not records:
-        raise FLRError(f"{source}: no records")
-    rows = []
-    for rec in records:
-        row = {"prompt": get_prompt(rec)}
-        for side in ("chosen", "rejected"):
-            value = rec.data.get(side)
-            if isinstance(value, list):  # conversational: the last (assistant) message
-                value = validate_messages(value, rec, side)[-1]["content"]
-                rec.data = {**rec.data, side: value}
-            row[side] = get_text(rec, side)
-        rows.append(row)
-    return rows
-
-
-# -- preference-tuned FLR --------------------------------------------------------------------------------
+        if self.bf16 is None:  # TRL's configs' default; flr turns it off where the model is not on CUDA
+            self.bf16 = not self.fp16
+        super().__post_init__()
 
 
 class _ListDataset(torch.utils.data.Dataset):
@@ -158,15 +108,17 @@ class FLRTrainer(Trainer):
     Calibration and the length term are not part of the tuned reward.
     """
 
-    def __init__(self, *args, flr_config: ScorerConfig, tuning: RewardTuningConfig, beta: float, **kwargs):
+    def __init__(self, *args, flr_config: ScorerConfig | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         from flr.followups import load_followups
 
+        tuning: FLRConfig = self.args
+        flr_config = flr_config or scorer_config(tuning)
         if flr_config.calibration != "none" or flr_config.length_term:
             raise FLRError("flr train flr tunes the plain FLR reward: no calibration or length term")
         self.fset = load_followups(flr_config.followups).select(flr_config.categories)
         self.weights = category_weights(flr_config.weights, list(self.fset.categories))
-        self.flr_config, self.tuning, self.beta = flr_config, tuning, beta
+        self.flr_config, self.tuning, self.beta = flr_config, tuning, tuning.margin_scale
         self.renderer = ChatRenderer(
             self.processing_class, include_eot=flr_config.include_eot, max_length=flr_config.max_length
         )
@@ -236,156 +188,35 @@ class FLRTrainer(Trainer):
         super().log(logs, *args, **kwargs)
 
 
-def _trainer_args(cfg: TrainConfig, method: str, device, **extra):
-    from transformers import TrainingArguments
-
-    kwargs = dict(
-        output_dir=cfg.output_dir,
-        learning_rate=cfg.learning_rate or DEFAULT_LEARNING_RATES[method],
-        num_train_epochs=cfg.num_train_epochs,
-        max_steps=cfg.max_steps,
-        per_device_train_batch_size=cfg.per_device_train_batch_size,
-        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-        logging_steps=cfg.logging_steps,
-        save_strategy="steps",
-        save_steps=cfg.save_steps,
-        save_total_limit=cfg.save_total_limit,
-        seed=cfg.seed,
-        use_cpu=device.type == "cpu",
-        bf16=device.type == "cuda" and torch.cuda.is_bf16_supported(),
-        report_to="none",
-        remove_unused_columns=False,
-        **extra,
-    )
-    if method == "rm":
-        from trl import RewardConfig
-
-        cls = RewardConfig
-        kwargs.update(max_length=None, **checkpointing_kwargs(RewardConfig, cfg.gradient_checkpointing))
-    else:
-        cls = TrainingArguments
-    try:
-        return cls(**kwargs)
-    except (TypeError, ValueError) as exc:
-        raise FLRError(f"invalid training settings: {exc}") from None
+def scorer_config(args: FLRConfig) -> ScorerConfig:
+    """The FLR scorer the config tunes: its follow-up set and categories, cut at its max_length."""
+    return ScorerConfig(followups=args.followups, categories=args.categories, max_length=args.max_length)
 
 
-def train_flr(
-    cfg: TrainConfig,
-    model_config: ModelConfig,
-    flr_config: ScorerConfig | None = None,
-    tuning: RewardTuningConfig | None = None,
-    *,
-    model=None,
-    tokenizer=None,
-) -> dict:
-    """Preference-tune the FLR scorer model on ``{prompt, chosen, rejected}`` pairs; returns the summary."""
+def train(method: str, data, args: FLRConfig, model_args) -> dict:
+    """Preference-tune the FLR scorer model (``method`` is 'flr') on ``{prompt, chosen, rejected}`` pairs; returns
+    the summary also written to disk."""
     from peft import get_peft_model
 
-    tuning = tuning or RewardTuningConfig()
-    flr_config = flr_config or ScorerConfig(
-        followups=tuning.followups, categories=tuning.categories, max_length=cfg.max_length
-    )
     from flr.followups import load_followups
 
-    fset = load_followups(flr_config.followups).select(flr_config.categories)  # bad sets fail before the model loads
+    fset = load_followups(args.followups).select(args.categories)  # bad sets fail before the model loads
     if fset.weighted:
         raise FLRError("flr train flr tunes the model with an unweighted follow-up set; fit weights afterwards")
-    records = load_pairs(cfg)
-    if model is None:
-        model, tokenizer = load_model(model_config)
-    if hasattr(model, "peft_config"):
-        raise FLRError("the model already carries a PEFT adapter: train from its base model (or merge it first)")
-    device = next(model.parameters()).device
-    model = get_peft_model(model, _layers_config(cfg, model, tuning.lora_layers, "CAUSAL_LM"))
+    if not model_args.use_peft:
+        raise FLRError("flr train flr trains a LoRA adapter (its KL term reads the base with the adapter off)")
+    records = read_training_records(data, method)
+    model, tokenizer = load_for_training(model_args, args)
+    args = fit_to_device(args, next(model.parameters()).device)
+    model = get_peft_model(model, peft_config(model_args, model))
     trainer = FLRTrainer(
         model=model,
-        args=_trainer_args(cfg, "flr", device),
+        args=args,
         train_dataset=_ListDataset(records),
         data_collator=lambda batch: {"records": batch},
         processing_class=tokenizer,
-        flr_config=flr_config,
-        tuning=tuning,
-        beta=tuning.margin_scale,
     )
-    summary = run_trainer(
-        trainer,
-        "flr",
-        records,
-        resume=cfg.resume_from_checkpoint,
-        model_spec=model_config.model,
-        configs=(cfg, model_config),
-        extra={"tuning": vars(tuning)},
-    )
-    dump_followups(fset, Path(cfg.output_dir) / SCORER_FOLLOWUPS)
+    spec = model_args.model_name_or_path
+    summary = run_trainer(trainer, method, records, model_spec=spec, configs=(data, model_args))
+    dump_followups(fset, Path(args.output_dir) / SCORER_FOLLOWUPS)
     return summary
-
-
-# -- classifier reward model (the anchor) ----------------------------------------------------------------
-
-
-def train_rm(
-    cfg: TrainConfig, model_config: ModelConfig, tuning: RewardTuningConfig | None = None, *, max_length: int = 512
-) -> dict:
-    """A classifier reward model (score head + LoRA) on the same backbone and pairs, through TRL's RewardTrainer."""
-    from flr.kernel.models import resolve_device
-
-    tuning = tuning or RewardTuningConfig()
-    records = load_pairs(cfg)
-    device = resolve_device(model_config.device)
-    model, tokenizer = load_classifier(model_config.model, num_labels=1, device=device)
-    peft = _layers_config(cfg, model, tuning.lora_layers, "SEQ_CLS")
-    args = _trainer_args(cfg, "rm", device)
-    spec, resume = model_config.model, cfg.resume_from_checkpoint
-    return _fit_rm(model, tokenizer, records, args, peft, max_length, resume, spec, configs=(cfg, model_config))
-
-
-def train_rm_trl(data, args, model_args, tuning: RewardTuningConfig | None = None) -> dict:
-    """``flr train rm`` from TRL's own configs (:mod:`flr.training.args`): data, ``RewardConfig``, ``ModelConfig``."""
-    import dataclasses
-
-    from trl import get_peft_config
-
-    from flr.kernel.models import resolve_device
-
-    tuning = tuning or RewardTuningConfig()
-    records = read_pairs(data.dataset_name, split=data.dataset_train_split, field_map=data.field_map, limit=data.limit)
-    device = resolve_device("cpu" if args.use_cpu else "auto")
-    model, tokenizer = load_classifier(model_args.model_name_or_path, num_labels=1, device=device)
-    max_length = args.max_length or 512
-    # flr renders and cuts each pair as FLR does (TRL would drop long pairs): no TRL-side truncation
-    args = dataclasses.replace(
-        args,
-        max_length=None,
-        remove_unused_columns=False,
-        **({"bf16": False, "fp16": False} if device.type != "cuda" else {}),
-    )
-    peft = get_peft_config(model_args)
-    if peft is not None:
-        peft.task_type = "SEQ_CLS"
-        _top_layers(peft, model, tuning.lora_layers)
-    spec, resume = model_args.model_name_or_path, args.resume_from_checkpoint
-    return _fit_rm(model, tokenizer, records, args, peft, max_length, resume, spec, configs=(data, model_args, tuning))
-
-
-def _fit_rm(model, tokenizer, records, args, peft, max_length: int, resume, model_spec: str, configs) -> dict:
-    from datasets import Dataset
-    from trl import RewardTrainer
-
-    renderer = ChatRenderer(tokenizer, max_length=max_length)
-    rows = [
-        {
-            "chosen_ids": classifier_ids(renderer, r["prompt"], r["chosen"]),
-            "rejected_ids": classifier_ids(renderer, r["prompt"], r["rejected"]),
-        }
-        for r in records
-    ]
-    if peft is not None:
-        peft.modules_to_save = ["score"]  # the fresh score head trains in full
-    with quiet_renames():
-        trainer = RewardTrainer(
-            model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer, peft_config=peft
-        )
-    return run_trainer(
-        trainer, "rm", records, resume=resume, model_spec=model_spec, configs=configs, extra={"max_length": max_length}
-    )

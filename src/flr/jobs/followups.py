@@ -1,0 +1,185 @@
+"""Building follow-up sets from labelled pairs: ``flr followups select`` (keep the follow-ups that alone rank the
+pairs best) and ``flr followups fit`` (weigh every follow-up by a logistic regression).
+
+Each job reads and checks its pairs before any model loads, scores both responses of every pair with every
+follow-up through the score cache (a rerun or a refit recomputes nothing) and writes the set; it returns what it
+wrote. The statistics are :mod:`flr.eval.selection` and :mod:`flr.eval.fitting`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flr.arguments import split_list
+from flr.errors import FLRError
+from flr.eval.fitting import fit_weights, length_feature, pair_features, weighted_set
+from flr.eval.metrics import length_matched
+from flr.eval.runner import EvalConfig, benchmark_records
+from flr.eval.selection import followup_accuracy, select_followups, write_followups
+from flr.followups import dump_followups, load_followups
+from flr.kernel.models import ModelConfig, model_name
+from flr.scorers import ScorerConfig
+from flr.scorers.base import BaseScorer
+from flr.scorers.cache import open_cache
+
+
+@dataclass
+class SelectConfig:
+    benchmark: str = field(default="autoj", metadata={"help": "Pairwise benchmark name or file to select on."})
+    limit: int | None = field(default=200, metadata={"help": "Seeded sample of N pairs (None: all)."})
+    seed: int = field(default=0, metadata={"help": "Sampling seed."})
+    data_dir: str | None = field(default=None, metadata={"help": "Where the public benchmark files live."})
+    top: int = field(default=5, metadata={"help": "Utterances kept per category and polarity."})
+    rank_on: str = field(
+        default="matched",
+        metadata={
+            "help": "Rank follow-ups by their accuracy on the length-matched pairs (matched: on all pairs, the "
+            "follow-ups that track length win) or on all pairs (all: the rule before flr 0.2).",
+            "choices": ["matched", "all"],
+        },
+    )
+    length_ratio: float = field(
+        default=1.25, metadata={"help": "Pairs whose longer response is at most this many times the shorter match."}
+    )
+    cache: str | None = field(default=None, metadata={"help": "Score cache file (default: $FLR_CACHE/scores.sqlite)."})
+    output: str = field(
+        default="runs/followups/selected.yaml",
+        metadata={
+            "help": "Selected set (YAML); the per-utterance statistics go next to it as .jsonl.",
+            "aliases": ["-o"],
+        },
+    )
+
+
+@dataclass
+class FitConfig:
+    benchmarks: str = field(
+        default="",
+        metadata={
+            "help": "Comma-separated pairwise benchmarks (names or {prompt, chosen, rejected} files) to fit on."
+        },
+    )
+    limit: int | None = field(default=None, metadata={"help": "Seeded sample of N pairs per benchmark (None: all)."})
+    seed: int = field(
+        default=0,
+        metadata={"help": "Sampling seed, and the seed that shuffles the pairs into cross-validation folds."},
+    )
+    data_dir: str | None = field(default=None, metadata={"help": "Where the public benchmark files live."})
+    cache: str | None = field(default=None, metadata={"help": "Score cache file (default: $FLR_CACHE/scores.sqlite)."})
+    control_length: bool = field(
+        default=False,
+        metadata={
+            "help": "Length as a covariate: the pair's log(chars(chosen) / chars(rejected)) is one more feature of the "
+            "regression (mirrored with the pair, in effect unpenalised: a covariate controlled for), so the "
+            "follow-up weights learn what length does not. The set records the fitted coefficient as "
+            "length_coefficient (reward units per log character); scorers add length_coefficient * log(chars) only "
+            "with --length-term."
+        },
+    )
+    output: str = field(
+        default="runs/followups/weighted.yaml",
+        metadata={"help": "The weighted follow-up set (YAML).", "aliases": ["-o"]},
+    )
+
+
+def labelled_pairs(name: str, data_dir: str | None, limit: int | None, seed: int, needs: str) -> list[dict]:
+    """The ``{prompt, chosen, rejected}`` records of a benchmark or file; FLRError (saying it ``needs`` them)
+    for data of another kind."""
+    kind, records = benchmark_records(name, EvalConfig(data_dir=data_dir, limit=limit, seed=seed))
+    if kind != "pairwise":
+        raise FLRError(f"{name} is {kind}: {needs}")
+    return records
+
+
+def _flr_scorer(flr_config: ScorerConfig, model_config: ModelConfig) -> BaseScorer:
+    from flr.kernel.models import load_model
+    from flr.scorers import build_scorer
+
+    model, tokenizer = load_model(model_config)
+    return build_scorer("flr", model, tokenizer, config=flr_config, model_name=model_name(model_config.model))
+
+
+def run_select(
+    config: SelectConfig, flr_config: ScorerConfig, model_config: ModelConfig, *, scorer: BaseScorer | None = None
+) -> dict:
+    """Rank every follow-up of the set by its own accuracy on the pairs, write the ``top`` per category and polarity
+    to ``config.output`` and every follow-up's statistics, best first, next to it (.jsonl).
+
+    Returns ``{"output", "statistics", "rank_key", "ranked"}``: the two paths, the statistic ranked on and the
+    statistics as written."""
+    records = labelled_pairs(
+        config.benchmark,
+        config.data_dir,
+        config.limit,
+        config.seed,
+        "selection needs pairwise {prompt, chosen, rejected} data",
+    )
+    if not config.length_ratio > 1:
+        raise FLRError(f"--length-ratio must be greater than 1, got {config.length_ratio}")
+    lengths = [len(r["chosen"]) for r in records], [len(r["rejected"]) for r in records]
+    if config.rank_on == "matched" and not length_matched(*lengths, config.length_ratio).any():
+        raise FLRError(
+            f"none of the {len(records)} pairs of {config.benchmark} is length-matched (within "
+            f"{config.length_ratio}x): raise --limit or --length-ratio, or use --rank-on all"
+        )
+    load_followups(flr_config.followups).select(flr_config.categories)  # a bad set fails before the model loads
+    scorer = scorer or _flr_scorer(flr_config, model_config)
+    with open_cache(config.cache, [scorer]) as cache:  # per-follow-up log-probs are reused; a killed run resumes
+        scorer.attach_cache(cache)
+        stats = followup_accuracy(scorer, records, length_ratio=config.length_ratio)
+    selected = select_followups(stats, config.top, rank_on=config.rank_on)
+    on = f"the {stats[0]['matched_n']} length-matched ones of " if config.rank_on == "matched" else ""
+    comment = (
+        f"Selected by flr followups select: the {config.top} most accurate follow-ups per category and "
+        f"polarity on {on}{len(records)} pairs of {config.benchmark} (seed {config.seed}), scorer "
+        f"{model_name(model_config.model)}.\nEvaluate it on other benchmarks than the one it was selected on."
+    )
+    path = write_followups(selected, config.output, comment)
+    key = "matched_accuracy" if config.rank_on == "matched" else "accuracy"
+    ranked = sorted(stats, key=lambda s: -s[key])
+    statistics = Path(config.output).with_suffix(".jsonl")
+    statistics.write_text("".join(json.dumps(s, ensure_ascii=False) + "\n" for s in ranked), encoding="utf-8")
+    return {"output": str(path), "statistics": str(statistics), "rank_key": key, "ranked": ranked}
+
+
+def run_fit(
+    config: FitConfig, flr_config: ScorerConfig, model_config: ModelConfig, *, scorer: BaseScorer | None = None
+) -> dict:
+    """Fit per-follow-up weights on the pairs of ``config.benchmarks`` and write the weighted set to
+    ``config.output``, with its ``fit`` record (data, model, base set, fit statistics rounded).
+
+    Returns ``{"output", "fit", "stats"}``: the path, the ``fit`` record as written and the unrounded statistics of
+    :func:`flr.eval.fitting.fit_weights`."""
+    names = split_list(config.benchmarks)
+    if not names:
+        raise FLRError("give --benchmarks: pairwise benchmark names or {prompt, chosen, rejected} files")
+    fset = load_followups(flr_config.followups).select(flr_config.categories)
+    if fset.weighted:
+        raise FLRError(f"{flr_config.followups}: already weighted; fit on an unweighted follow-up set")
+    needs = "fitting needs labelled pairs {prompt, chosen, rejected}"
+    records = [  # every input is read and checked before the model loads
+        r for name in names for r in labelled_pairs(name, config.data_dir, config.limit, config.seed, needs)
+    ]
+    scorer = scorer or _flr_scorer(flr_config, model_config)
+    with open_cache(config.cache, [scorer]) as cache:
+        scorer.attach_cache(cache)
+        features = pair_features(scorer, records)
+    length = length_feature(records) if config.control_length else None
+    coef, stats = fit_weights(features, seed=config.seed, length=length)
+    fitted = weighted_set(fset, coef, length_coefficient=stats.get("length_coefficient"))
+    fit = {
+        "on": names,
+        "limit": config.limit,
+        "seed": config.seed,
+        "model": model_name(model_config.model),
+        "statistic": flr_config.statistic,
+        "max_length": flr_config.max_length,
+        "base_set": fset.name,
+        "base_fingerprint": fset.fingerprint(),
+        **({"length_feature": "log(chars(chosen) / chars(rejected))"} if config.control_length else {}),
+        **{k: round(v, 4) if isinstance(v, float) else v for k, v in stats.items()},
+    }
+    dump_followups(fitted, config.output, extra={"fit": fit})
+    return {"output": config.output, "fit": fit, "stats": stats}
