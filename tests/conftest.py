@@ -49,3 +49,29 @@ def tiny(tiny_model_dir):
     from flr.kernel.models import load_model
 
     return load_model(str(tiny_model_dir), device="cpu", dtype="float32")
+
+
+class CountingScorer:
+    """Wraps a scorer and counts the records it actually scores (what a cached re-run must not do)."""
+
+    def __init__(self, scorer):
+        self.scorer, self.count, self.name = scorer, 0, scorer.name
+
+    def iter_score(self, records, chunk_size=None):
+        self.count += len(records)
+        yield from self.scorer.iter_score(records, chunk_size=chunk_size)
+
+    def attach_cache(self, cache):
+        self.scorer.attach_cache(cache)
+
+    def fingerprint(self):
+        return self.scorer.fingerprint()
+
+    def describe(self):
+        return self.scorer.describe()
+
+
+@pytest.fixture
+def counting():
+    """The class that wraps a scorer and counts what it scores."""
+    return CountingScorer

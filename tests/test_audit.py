@@ -170,31 +170,11 @@ def test_a_failing_user_perturbation_names_itself_and_the_record(tmp_path):
         prepare_audit(AuditConfig(input=write(tmp_path / "a.jsonl", PAIRS), perturbations_file=str(path)))
 
 
-class Counting:
-    """Wraps a scorer and counts the records it actually scores."""
-
-    def __init__(self, scorer):
-        self.scorer, self.count, self.name = scorer, 0, scorer.name
-
-    def iter_score(self, records, chunk_size=None):
-        self.count += len(records)
-        yield from self.scorer.iter_score(records, chunk_size=chunk_size)
-
-    def attach_cache(self, cache):
-        self.scorer.attach_cache(cache)
-
-    def fingerprint(self):
-        return self.scorer.fingerprint()
-
-    def describe(self):
-        return self.scorer.describe()
-
-
-def test_a_rerun_computes_nothing(tmp_path, tiny):
+def test_a_rerun_computes_nothing(tmp_path, tiny, counting):
     model, tokenizer = tiny
     config = ScorerConfig(categories="understanding", batch_size=8)
     scorers = {
-        n: Counting(build_scorer(n, model, tokenizer, config=config, model_name="tiny")) for n in ("flr", "length")
+        n: counting(build_scorer(n, model, tokenizer, config=config, model_name="tiny")) for n in ("flr", "length")
     }
     audit = AuditConfig(
         input=write(tmp_path / "p.jsonl", PAIRS[:2]),

@@ -18,28 +18,7 @@ def scorers(tiny):
     }
 
 
-class Counting:
-    """Wraps a scorer and counts the records it actually scores."""
-
-    def __init__(self, scorer):
-        self.scorer, self.count = scorer, 0
-        self.name = scorer.name
-
-    def iter_score(self, records, chunk_size=None):
-        self.count += len(records)
-        yield from self.scorer.iter_score(records, chunk_size=chunk_size)
-
-    def attach_cache(self, cache):
-        self.scorer.attach_cache(cache)
-
-    def fingerprint(self):
-        return self.scorer.fingerprint()
-
-    def describe(self):
-        return self.scorer.describe()
-
-
-def test_eval_writes_run_folder_and_reuses_cache(tmp_path, scorers):
+def test_eval_writes_run_folder_and_reuses_cache(tmp_path, scorers, counting):
     config = EvalConfig(benchmarks="demo", output_dir=str(tmp_path / "run"), limit=6, cache=str(tmp_path / "c.db"))
     summary = run_eval(config, scorers, model_name="tiny")
     res = summary["results"]["demo"]
@@ -56,7 +35,7 @@ def test_eval_writes_run_folder_and_reuses_cache(tmp_path, scorers):
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["provenance"]["versions"]["torch"]
 
     # A second run with one more benchmark record and a new scorer: known scores come from the cache.
-    counted = {n: Counting(s) for n, s in scorers.items()}
+    counted = {n: counting(s) for n, s in scorers.items()}
     config.limit = 8
     run_eval(config, counted, model_name="tiny")
     unique_new = len({(r["prompt"], t) for r in _demo(8) for t in (r["chosen"], r["rejected"])}) - len(
