@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 LIMITED = ("score", "eval", "audit", "generate", "mine", "compare", "select", "fit")
 SHELL_VARIABLES = {"P": "examples/data/pairs.jsonl"}  # set by the README's own lines (P=...) before use
-MIN_LIMITS = {"fit": 12}  # fitting weights needs at least 10 pairs
+MIN_LIMITS = {"fit": 12, "select": 40}  # fitting needs >= 10 pairs; selection ranks on the length-matched ones
 
 
 def readme_commands(path: Path = REPO / "README.md") -> list[tuple[str, str | None]]:
