@@ -9,6 +9,7 @@ import pytest
 
 from flr.errors import FLRError
 from flr.eval.metrics import length_controlled_win_rate, win_rate
+from flr.eval.patterns import pattern_shares
 from flr.jobs.compare import CompareConfig, LLMJudge, ScorerJudge, run, summarize
 from flr.jobs.generate import PromptConfig, SamplingConfig
 from flr.kernel.models import ModelConfig
@@ -89,6 +90,12 @@ def test_compare_end_to_end(tmp_path, tiny_model_dir):
     assert set(board) >= {"win_rate", "standard_error", "n_wins", "n_draws", "n_losses", "length_controlled_winrate"}
     assert int(board["n_wins"]) + int(board["n_draws"]) + int(board["n_losses"]) == int(board["n_total"])
     assert "# Example pairs" in (tmp_path / "c" / "examples.md").read_text()
+    # what tuning did to the content-free patterns, for base and candidate
+    assert summary["patterns"]["n"] == {"base": 2, "candidate": 2}
+    assert summary["patterns"]["shares"]["base"] == pattern_shares([r["base"] for r in rows])
+    report = (tmp_path / "c" / "report.md").read_text()
+    assert "Content-free patterns in the outputs" in report and "| closer |" in report
+    assert (tmp_path / "c" / "report.html").stat().st_size > 0
 
 
 def test_compare_needs_one_response_per_policy(tmp_path):

@@ -186,30 +186,6 @@ def test_mine_reports_pattern_shares_in_its_summary(tmp_path):
     assert on_disk["patterns"] == summary["patterns"]
 
 
-def test_compare_reports_pattern_shares_for_base_and_candidate(tmp_path, tiny_model_dir):
-    from flr.jobs.compare import CompareConfig, run
-    from flr.jobs.generate import PromptConfig, SamplingConfig
-
-    prompts = tmp_path / "p.jsonl"
-    prompts.write_text("".join(json.dumps({"prompt": f"Say something about {w}."}) + "\n" for w in ("cats", "tea")))
-    cfg = CompareConfig(
-        base=str(tiny_model_dir),
-        candidate=str(tiny_model_dir),
-        judge="length",
-        output_dir=str(tmp_path / "c"),
-        device="cpu",
-        bootstrap=20,
-        cache=str(tmp_path / "cache.sqlite"),
-    )
-    summary = run(cfg, PromptConfig(prompts=str(prompts)), SamplingConfig(k=1, max_new_tokens=6), progress=False)
-    rows = [json.loads(line) for line in (tmp_path / "c" / "compare.jsonl").read_text().splitlines()]
-    assert summary["patterns"]["n"] == {"base": 2, "candidate": 2}
-    assert summary["patterns"]["shares"]["base"] == pattern_shares([r["base"] for r in rows])
-    report = (tmp_path / "c" / "report.md").read_text()
-    assert "Content-free patterns in the outputs" in report and "| closer |" in report
-    assert (tmp_path / "c" / "report.html").stat().st_size > 0
-
-
 def test_the_example_perturbations_file_loads():
     from pathlib import Path
 
