@@ -73,3 +73,12 @@ def write_summary(folder: str | os.PathLike, summary: dict[str, Any], *configs: 
     written = {**summary, "provenance": provenance(*configs)}
     write_json(Path(folder) / SUMMARY_FILE, written)
     return written
+
+
+def provenance_text(summary: dict[str, Any]) -> str:
+    """One line of a report saying what ran: flr's version, the commit, the command and the device."""
+    prov = summary.get("provenance", {})
+    return (
+        f"flr {prov.get('versions', {}).get('flr', '?')} (commit {str(prov.get('git_commit') or '-')[:12]}); "
+        f"command: `{prov.get('command', '')}`; device: {prov.get('device', '?')}"
+    )

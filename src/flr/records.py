@@ -377,3 +377,14 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> Path:
     tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+def seeded_sample(items: list, limit: int | None, seed: int) -> list:
+    """``limit`` items drawn with numpy's generator seeded by ``seed``, in their original order (all for None): the
+    records ``flr eval`` and ``flr audit`` take of a user file, the same for the same seed."""
+    import numpy as np
+
+    if limit is None or limit >= len(items):
+        return items
+    keep = sorted(np.random.default_rng(seed).choice(len(items), limit, replace=False))
+    return [items[i] for i in keep]

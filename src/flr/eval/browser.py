@@ -10,7 +10,6 @@ FLR's margin (a PMI baseline is the same for both responses of a pair and cancel
 from __future__ import annotations
 
 from flr.eval.html import clip
-from flr.eval.metrics import length_matched
 from flr.scorers.cache import text_key
 
 
@@ -83,9 +82,7 @@ def pair_browser(
         for j, i in enumerate(indices):
             record, row = records[i], rows[i]
             lengths = {"chosen": len(record["chosen"]), "rejected": len(record["rejected"])}  # shown in chars
-            matched = row.get("length_matched")  # the runner's, in its --length-unit
-            if matched is None:  # rows without it: the same rule, on characters
-                matched = bool(length_matched([lengths["chosen"]], [lengths["rejected"]], length_ratio)[0])
+            matched = row["length_matched"]  # the runner's, in its --length-unit
             decisions = {}
             for s in scorers:
                 if s in row:

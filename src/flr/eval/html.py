@@ -1,6 +1,6 @@
 """report.html: one self-contained page per run (inline CSS and JS, plots as data URIs, nothing fetched).
 
-Pages are Jinja2 templates (``flr/eval/templates``). The tables are those of the run's report.md, converted here,
+Pages are Jinja2 templates (``flr/resources/templates``). The tables are those of the run's report.md, converted here,
 so the page and the markdown never disagree; the pair browser is plain JavaScript over JSON embedded in the page
 (:func:`browser_json`), reading its filters from the URL hash (``#bench=demo&disagree=flr&matched=1``) so that a
 filtered view is a link. Every text from the data is escaped (autoescape, ``textContent`` in the script).
@@ -31,7 +31,6 @@ def environment():
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["pct"] = lambda v: "–" if v is None else f"{100 * v:.1f}"
     return env
 
 
@@ -101,9 +100,10 @@ def _table(lines: list[str]) -> str:
     return "".join(parts)
 
 
-def markdown_html(text: str, folder: str | Path | None = None, *, skip_title: bool = True) -> str:
+def markdown_html(text: str, folder: str | Path | None = None) -> str:
     """The markdown flr's reports use (headings, pipe tables, images, bullets, paragraphs, `code`, **bold**) as
-    HTML; images in ``folder`` are embedded as data URIs, others are dropped."""
+    HTML; images in ``folder`` are embedded as data URIs, others are dropped, and so is the title (the page has
+    its own)."""
     out, lines, i = [], text.splitlines(), 0
     while i < len(lines):
         line = lines[i]
@@ -125,7 +125,7 @@ def markdown_html(text: str, folder: str | Path | None = None, *, skip_title: bo
                 out.append(f'<figure><img alt="{html.escape(image.group(1))}" src="{uri}"></figure>')
         elif heading:
             level = len(heading.group(1))
-            if not (skip_title and level == 1):
+            if level > 1:
                 out.append(f"<h{level + 1}>{_inline(heading.group(2))}</h{level + 1}>")
         elif line.lstrip().startswith("- "):
             items = []
@@ -144,10 +144,10 @@ def markdown_html(text: str, folder: str | Path | None = None, *, skip_title: bo
     return "\n".join(out)
 
 
-def report_sections(folder: str | Path, report: str = "report.md", stop_at: str | None = None) -> str:
+def report_sections(folder: str | Path, stop_at: str | None = None) -> str:
     """``folder/report.md`` as HTML, its plots embedded ('' when there is no report); ``stop_at``: a line where
     the page has its own version of the rest."""
-    path = Path(folder) / report
+    path = Path(folder) / "report.md"
     if not path.is_file():
         return ""
     text = path.read_text(encoding="utf-8")
@@ -207,12 +207,13 @@ def audit_page(out_dir: str | Path, summary: dict, examples: dict[str, list[dict
 def compare_page(out_dir: str | Path, summary: dict, rows: list[dict], *, limit: int = 500) -> Path:
     """``out_dir/report.html`` for an ``flr compare`` run: the report's table and plot, the pattern shares, and
     the pairs (candidate against base) in the browser, filterable by the judge's decision."""
+    from flr.eval.metrics import length_matched
+
     out_dir = Path(out_dir)
-    if "provenance" not in summary and (out_dir / "summary.json").is_file():  # what write_summary added
-        summary = json.loads((out_dir / "summary.json").read_text(encoding="utf-8"))
     shown = rows[:limit]
+    matched = length_matched([r.get("len_candidate", 0) for r in shown], [r.get("len_base", 0) for r in shown])
     pairs = []
-    for r in shown:
+    for r, is_matched in zip(shown, matched):
         pick = {1.0: "left", 0.0: "right", 0.5: "tie"}.get(r.get("preference"), "none")
         pairs.append(
             {
@@ -223,7 +224,7 @@ def compare_page(out_dir: str | Path, summary: dict, rows: list[dict], *, limit:
                 "left": clip(r.get("candidate", "")),
                 "right": clip(r.get("base", "")),
                 "lengths": [r.get("len_candidate"), r.get("len_base")],
-                "matched": bool(r.get("length_matched", _matched(r.get("len_candidate"), r.get("len_base")))),
+                "matched": bool(is_matched),
                 "decisions": {"judge": {"left": r.get("score_candidate"), "right": r.get("score_base"), "pick": pick}},
             }
         )
@@ -240,9 +241,7 @@ def compare_page(out_dir: str | Path, summary: dict, rows: list[dict], *, limit:
         "pairs": pairs,
         "followups": {},
     }
-    report = out_dir / "report.md"
-    referenced = report.read_text(encoding="utf-8") if report.is_file() else ""
-    plots = [data_uri(out_dir / name) for name in ("compare.png",) if f"]({name})" not in referenced]
+    plot = data_uri(out_dir / "compare.png")  # report.md does not show it: the page does
     return write_page(
         out_dir / HTML_FILE,
         "compare.html.j2",
@@ -250,16 +249,7 @@ def compare_page(out_dir: str | Path, summary: dict, rows: list[dict], *, limit:
         summary=summary,
         meta=provenance_line(summary),
         sections=report_sections(out_dir),
-        plots=[p for p in plots if p],
+        plots=[plot] if plot else [],
         browser=browser_json(browser) if pairs else None,
         browser_info=browser,
     )
-
-
-def _matched(a, b, ratio: float = 1.25) -> bool:
-    """The length-matched rule of :func:`flr.eval.metrics.length_matched` for one pair."""
-    from flr.eval.metrics import length_matched
-
-    if a is None or b is None:
-        return False
-    return bool(length_matched([a], [b], ratio)[0])

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from flr.provenance import provenance_text
+
 NOT_TARGETS = ("model_means", "model_mean_lengths", "length_control")
 
 
@@ -278,9 +280,7 @@ def write_report(out_dir: Path, summaries: list[dict], data_dir: str | None = No
         followups = scorer_config.get("followups") or s.get("followups") or "?"
         parts.append(
             f"- model: `{s.get('model')}`; scorers: {', '.join(s['scorers'])}; follow-ups: `{followups}`; "
-            f"data: `{s.get('data_dir') or '-'}`; flr {prov.get('versions', {}).get('flr', '?')} "
-            f"(commit {str(prov.get('git_commit') or '-')[:12]}); command: `{prov.get('command', '')}`; "
-            f"device: {prov.get('device', '?')}"
+            f"data: `{s.get('data_dir') or '-'}`; {provenance_text(s)}"
         )
     parts.append("")
     parts.append(markdown_table(merged))

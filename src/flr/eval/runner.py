@@ -37,7 +37,7 @@ from flr.eval.metrics import (
     system_correlations,
 )
 from flr.provenance import write_summary
-from flr.records import read_records, write_json, write_jsonl
+from flr.records import read_records, seeded_sample, write_json, write_jsonl
 from flr.scorers.cache import open_cache, score_with_cache, text_key
 from flr.scorers.debias import DEBIAS_HELP, check_mode, debias
 
@@ -142,10 +142,7 @@ def benchmark_records(name: str, config: EvalConfig) -> tuple[str, list[dict]]:
     raw = read_records(name, split=config.split)
     kind = detect_kind([raw[0].data] if raw else [], name)  # fields are checked per record below, with file lines
     records = [_checked(kind, r, i) for i, r in enumerate(raw)]
-    if config.limit is not None:
-        rng = np.random.default_rng(config.seed)
-        keep = sorted(rng.choice(len(records), min(config.limit, len(records)), replace=False))
-        records = [records[i] for i in keep]
+    records = seeded_sample(records, config.limit, config.seed)
     for r in records:
         r.setdefault("subset", "all")
     return kind, records
@@ -249,18 +246,13 @@ def evaluate_benchmark(
     return rows, metrics
 
 
-def debiased(table: dict, requests: list[tuple], mode: str, length_of) -> dict:
-    """``table`` (text key -> ScoreResult) with each reward replaced by its length-debiased value
-    (:func:`flr.scorers.debias.debias`) fitted over this benchmark's responses."""
+def debiased(table: dict, keys: list[str], lengths: list[int], prompts: list[str], mode: str) -> dict:
+    """``table`` (text key -> ScoreResult) with the reward of each of ``keys`` replaced by its length-debiased value
+    (:func:`flr.scorers.debias.debias`) fitted over this benchmark's responses (their ``lengths``, grouped by
+    ``prompts`` for mode 'prompt')."""
     from dataclasses import replace
 
-    keys = [k for k, _ in requests]
-    values, _ = debias(
-        [table[k].reward for k in keys],
-        [length_of(r) for _, (_, r) in requests],
-        mode,
-        [text_key(p, "") for _, (p, _) in requests],
-    )
+    values, _ = debias([table[k].reward for k in keys], lengths, mode, prompts)
     return {**table, **{k: replace(table[k], reward=float(v)) for k, v in zip(keys, values)}}
 
 
@@ -324,9 +316,12 @@ def run_eval(
             if label in results:
                 raise FLRError(f"benchmark '{name}' is given twice")
             scores = {s: score_with_cache(scorer, requests, cache, f"{label} [{s}]") for s, scorer in scorers.items()}
-            if config.length_debias != "none":
+            if config.length_debias != "none":  # measured once per benchmark, whatever the number of scorers
+                keys = [k for k, _ in requests]
+                lengths = [length_of(r) for _, (_, r) in requests]
+                prompts = [text_key(p, "") for _, (p, _) in requests]
                 scores = {  # the length baseline stays itself: debiased, nothing would be left
-                    s: t if s == "length" else debiased(t, requests, config.length_debias, length_of)
+                    s: t if s == "length" else debiased(t, keys, lengths, prompts, config.length_debias)
                     for s, t in scores.items()
                 }
             targets = load_targets(name, config.data_dir) if kind == "system" else None

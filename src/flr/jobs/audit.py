@@ -33,8 +33,8 @@ from flr.eval.patterns import (  # noqa: F401 - users' perturbation files import
     prompt_text,
     select_perturbations,
 )
-from flr.provenance import write_summary
-from flr.records import write_jsonl
+from flr.provenance import provenance_text, write_summary
+from flr.records import seeded_sample, write_jsonl
 from flr.scorers.cache import open_cache, score_with_cache, text_key
 
 logger = logging.getLogger(__name__)
@@ -197,14 +197,6 @@ class AuditPlan:
         return list(unique.items())
 
 
-def _sample(items: list, limit: int | None, seed: int) -> list:
-    """The seeded sample flr eval takes of a user file (the same records for the same seed)."""
-    if limit is None or limit >= len(items):
-        return items
-    keep = sorted(np.random.default_rng(seed).choice(len(items), limit, replace=False))
-    return [items[i] for i in keep]
-
-
 def load_audit_input(config: AuditConfig) -> tuple[str, int, list[dict], list[tuple[int, int]]]:
     """(kind, records read, unique responses, labelled pairs) of ``config.input``; every record is checked as
     ``flr score`` checks it."""
@@ -225,7 +217,7 @@ def load_audit_input(config: AuditConfig) -> tuple[str, int, list[dict], list[tu
 
         data = load_inputs(ScoreJobConfig(input=name, split=config.split, field_map=config.field_map))
         rows = list(zip(data.rows, data.inputs))
-        rows = _sample([(i, row, inputs) for i, (row, inputs) in enumerate(rows)], config.limit, config.seed)
+        rows = seeded_sample([(i, row, inputs) for i, (row, inputs) in enumerate(rows)], config.limit, config.seed)
         groups = []
         for index, row, inputs in rows:
             rid = str(row["id"]) if row.get("id") is not None else str(index)
@@ -555,14 +547,12 @@ def _cell(text: str) -> str:
 def write_audit_report(out_dir: Path, summary: dict, examples: dict[str, list[dict]]) -> Path:
     """report.md (+ audit.png) of an audit run."""
     out_dir = Path(out_dir)
-    prov = summary.get("provenance", {})
     lines = [
         f"# flr audit: {summary['input']}",
         "",
         f"- {summary['responses']} responses from {summary['records']} records ({summary['kind']}; "
         f"{summary['pairs']} labelled pairs); model: `{summary.get('model')}`; scorers: {', '.join(summary['scorers'])}",
-        f"- flr {prov.get('versions', {}).get('flr', '?')} (commit {str(prov.get('git_commit') or '-')[:12]}); "
-        f"command: `{prov.get('command', '')}`; device: {prov.get('device', '?')}",
+        f"- {provenance_text(summary)}",
         "",
     ]
     tables = markdown_tables(summary)

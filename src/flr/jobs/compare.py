@@ -240,6 +240,8 @@ def write_report(path: str | Path, summary: dict, judge: dict, base: str, candid
         "LC numbers.",
         "",
     ]
+    if "patterns" in summary:
+        lines += ["", *pattern_section(summary["patterns"], "Content-free patterns in the outputs")]
     Path(path).write_text("\n".join(lines))
 
 
@@ -331,13 +333,11 @@ def run(
         # content-free patterns (closer, opener, bait question, markdown) in each policy's outputs: what tuning taught
         "patterns": pattern_report({"base": bases, "candidate": cands}),
     }
-    write_summary(out, summary, cfg, prompt_cfg, sampling, flr_config)
+    summary = write_summary(out, summary, cfg, prompt_cfg, sampling, flr_config)
     write_report(out / "report.md", summary, summary["judge"], cfg.base, cfg.candidate)
     write_leaderboard(out / "leaderboard.csv", rows, cfg.candidate)
     write_examples(out / "examples.md", rows)
     plot_compare(out / "compare.png", rows, summary, cfg.base, cfg.candidate)
-    with open(out / "report.md", "a", encoding="utf-8") as report:
-        report.write("\n".join(["", *pattern_section(summary["patterns"], "Content-free patterns in the outputs")]))
     compare_page(out, summary, rows)  # report.html: the tables, the plot and the pairs
     return summary
 

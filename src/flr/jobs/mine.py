@@ -166,7 +166,11 @@ def _ranked(candidates: Sequence[str], scores: Sequence[float], min_margin: floa
 
 def length_ratio(a: str, b: str) -> float:
     """Longer over shorter, in characters (an empty text counts as one character)."""
-    la, lb = max(1, len(a)), max(1, len(b))
+    return ratio_of_lengths(len(a), len(b))
+
+
+def ratio_of_lengths(la: int, lb: int) -> float:
+    la, lb = max(1, la), max(1, lb)
     return max(la, lb) / min(la, lb)
 
 
@@ -329,7 +333,7 @@ def length_summary(pairs: Sequence[tuple[int, int]]) -> dict:
     the mean lengths. None where there are no pairs."""
     import statistics
 
-    ratios = [max(max(1, c), max(1, r)) / min(max(1, c), max(1, r)) for c, r in pairs]
+    ratios = [ratio_of_lengths(c, r) for c, r in pairs]
     return {
         "pairs": len(pairs),
         "median_ratio": statistics.median(ratios) if ratios else None,

@@ -27,7 +27,7 @@ DEBIAS_MODES = ("none", "batch", "prompt")
 MIN_DISTINCT_LENGTHS = 3  # fewer: a per-prompt line would fit (almost) exactly and leave nothing
 
 DEBIAS_HELP = (
-    "Length-debiased reward (no labels): none; batch: reward - (a + b*x), x = log(max(1, response characters)), "
+    "Length-debiased reward (no labels): none; batch: reward - (a + b*x), x = log(max(1, response length)) in characters (flr eval: in its --length-unit), "
     "a and b the least-squares line of reward on x over all responses scored together; prompt: the same line per "
     f"prompt over its responses (a prompt with fewer than {MIN_DISTINCT_LENGTHS} distinct lengths uses the pooled "
     "within-prompt slope instead: reward - prompt mean - b_w*(x - prompt mean of x))."
