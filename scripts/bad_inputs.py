@@ -97,6 +97,12 @@ CASES = [
      ["score", "{dir}/a.jsonl", "--config", "{dir}/c.yaml"], ["bogus_key"]),
     ("config: not a mapping", {"a.jsonl": jsonl(GOOD), "c.yaml": "- a\n- b\n"},
      ["score", "{dir}/a.jsonl", "--config", "{dir}/c.yaml"], ["c.yaml"]),
+    ("config: a value of the wrong type", {"p.jsonl": jsonl(PAIR), "c.yaml": "learning_rate: abc\n"},
+     ["train", "dpo", "--data", "{dir}/p.jsonl", "--config", "{dir}/c.yaml"], ["c.yaml", "learning_rate", "abc"]),
+    ("config: a float for an int", {"a.jsonl": jsonl(GOOD), "c.yaml": "batch_size: 1.5\n"},
+     ["score", "{dir}/a.jsonl", "--config", "{dir}/c.yaml"], ["c.yaml", "batch_size", "1.5"]),
+    ("pipeline: a value of the wrong type in the train section", {"p.yaml": "train:\n  max_steps: many\n"},
+     ["pipeline", "--config", "{dir}/p.yaml", "--output-dir", "{dir}/run"], ["train", "max_steps", "many"]),
 ]  # fmt: skip
 
 

@@ -92,8 +92,11 @@ def test_kto_step_changes_lora_b(tmp_path, tiny_model_dir):
 
 def test_kto_needs_batch_of_two(tmp_path, tiny_model_dir):
     data = _write(tmp_path / "d.jsonl", UNPAIRED)
-    configs = _configs("kto", tmp_path, data, "/nonexistent/model", per_device_train_batch_size=1)
-    with pytest.raises(FLRError, match="at least 2"):  # before the model loads
+    with pytest.raises(FLRError, match="at least 2"):  # when the configs are built, before the model loads
+        _configs("kto", tmp_path, data, "/nonexistent/model", per_device_train_batch_size=1)
+    configs = _configs("kto", tmp_path, data, "/nonexistent/model")
+    configs[1].per_device_train_batch_size = 1  # configs built in Python: train() checks them too
+    with pytest.raises(FLRError, match="at least 2"):
         train("kto", *configs)
 
 

@@ -24,8 +24,12 @@ def split_list(value) -> list[str]:
 
 
 def config_values(parser: argparse.ArgumentParser, values: dict, source, command: str) -> dict:
-    """``values`` keyed by the parser's destinations; unknown keys are one error naming them all."""
-    names = {a.dest: a.dest for a in parser._actions}
+    """``values`` keyed by the parser's destinations and converted by their flags' types and choices, as typed
+    flags are; unknown keys are one error naming them all, a bad value one error naming its key."""
+    actions = {}
+    for action in parser._actions:  # the field's own flag, not a --no_<field> that shares its dest
+        actions.setdefault(action.dest, action)
+    names = {dest: dest for dest in actions}
     for action in parser._actions:
         for option in action.option_strings:
             names.setdefault(option.lstrip("-").replace("-", "_"), action.dest)
@@ -35,10 +39,31 @@ def config_values(parser: argparse.ArgumentParser, values: dict, source, command
         if dest is None:
             unknown.append(key)
         else:
-            out[dest] = value
+            flag = next(iter(actions[dest].option_strings), None)
+            out[dest] = _converted(actions[dest], value, f"{source}: {key}" + (f" ({flag})" if flag else ""))
     if unknown:
         raise FLRError(f"{source}: unknown keys {sorted(unknown)}; see '{command} --help'")
     return out
+
+
+def _converted(action: argparse.Action, value, where: str):
+    """A YAML value through its flag's type and choices (YAML's own types too: 1.5 for an int flag is an error)."""
+    if value is None or isinstance(value, dict) or (action.type is None and not action.choices):
+        return value
+    many = action.nargs in ("+", "*") and isinstance(value, list)
+    items = value if many else [value]
+    if not many and isinstance(value, list):
+        raise FLRError(f"{where}: expected one value, got a list")
+    converted = []
+    for item in items:
+        try:
+            item = action.type(str(item)) if action.type is not None else item
+        except (ValueError, TypeError, argparse.ArgumentTypeError) as exc:
+            raise FLRError(f"{where}: invalid value {item!r} ({exc})") from None
+        if action.choices and item not in action.choices:
+            raise FLRError(f"{where}: {item!r} is not one of {list(action.choices)}")
+        converted.append(item)
+    return converted if many else converted[0]
 
 
 def set_config_defaults(parser: argparse.ArgumentParser, values: dict, source, command: str) -> None:

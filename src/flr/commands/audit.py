@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flr.commands._common import add_command, add_positional, check_scorer_settings, to_configs
 from flr.jobs.audit import AuditConfig, prepare_audit, run_audit
-from flr.kernel.models import ModelConfig, load_model, model_name
-from flr.scorers import ScorerConfig, build_scorer
+from flr.kernel.models import ModelConfig, model_name
+from flr.scorers import ScorerConfig, build_scorers
 
 EXAMPLES = """examples:
   flr audit --input demo --limit 8 -o runs/audit-demo                       # bundled pairs: both sides perturbed
@@ -49,14 +49,8 @@ def main(args) -> int:
     for name in names:
         check_scorer_settings(name, flr_config)
     plan = prepare_audit(config)  # input, perturbations and every edit checked before any model loads
-    model = tokenizer = None
-    if any(n in ("flr", "direct") for n in names):
-        model, tokenizer = load_model(model_config)
+    scorers = build_scorers(names, model_config, flr_config)
     short = model_name(model_config.model)
-    scorers = {
-        n: build_scorer(n, model, tokenizer, model_config=model_config, config=flr_config, model_name=short)
-        for n in names
-    }
     summary = run_audit(config, scorers, plan, model_name=short, configs=(flr_config, model_config))
     for scorer, found in summary["flags"].items():
         print(f"flr audit: {scorer}: " + (f"⚠ {', '.join(found)}" if found else "no finding"))

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from flr.commands._common import add_command, to_configs
 from flr.eval.runner import EvalConfig, run_eval
-from flr.kernel.models import ModelConfig, load_model, model_name
-from flr.scorers import ScorerConfig, build_scorer
+from flr.kernel.models import ModelConfig, model_name
+from flr.scorers import ScorerConfig, build_scorers
 
 
 @dataclass
@@ -37,11 +37,8 @@ def make_parser(subparsers):
 
 def main(args) -> int:
     demo, flr_config, model_config = to_configs(args, DemoConfig, ScorerConfig, ModelConfig)
-    model, tokenizer = load_model(model_config)
+    scorers = build_scorers(("flr", "direct", "length"), model_config, flr_config)
     name = model_name(model_config.model)
-    scorers = {
-        n: build_scorer(n, model, tokenizer, config=flr_config, model_name=name) for n in ("flr", "direct", "length")
-    }
     config = EvalConfig(benchmarks="demo", output_dir=demo.output_dir)
     summary = run_eval(config, scorers, model_name=name)
     rows = [json.loads(line) for line in (Path(demo.output_dir) / "demo.jsonl").read_text().splitlines()]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flr.commands._common import add_command, check_scorer_settings, to_configs
 from flr.eval.runner import EvalConfig, run_eval
-from flr.kernel.models import ModelConfig, load_model, model_name
-from flr.scorers import ScorerConfig, build_scorer
+from flr.kernel.models import ModelConfig, model_name
+from flr.scorers import ScorerConfig, build_scorers
 
 EXAMPLES = """examples:
   flr eval --list
@@ -86,25 +86,12 @@ def main(args) -> int:
         return 0
     names = config.scorers
     check_before_loading(config, flr_config, names)
-    model = tokenizer = None
-    if any(n in ("flr", "direct") for n in names):
-        model, tokenizer = load_model(model_config)
-    scorers = {
-        n: build_scorer(
-            n,
-            model,
-            tokenizer,
-            model_config=model_config,
-            config=flr_config,
-            model_name=model_name(model_config.model),
-        )
-        for n in names
-    }
+    scorers = build_scorers(names, model_config, flr_config)
     length_of = None
     if config.length_unit == "tokens":  # the scorer model's tokens; loading a tokenizer alone costs little
         from flr.kernel.models import load_tokenizer
 
-        counter = tokenizer or load_tokenizer(model_config.tokenizer or model_config.model)
+        counter = load_tokenizer(model_config.tokenizer or model_config.model)
 
         def length_of(text: str) -> int:
             return len(counter(text, add_special_tokens=False)["input_ids"])

@@ -20,7 +20,7 @@ from flr.eval.runner import EvalConfig, benchmark_records
 from flr.eval.selection import followup_accuracy, select_followups, write_followups
 from flr.followups import dump_followups, load_followups
 from flr.kernel.models import ModelConfig, model_name
-from flr.scorers import ScorerConfig
+from flr.scorers import ScorerConfig, build_scorer
 from flr.scorers.base import BaseScorer
 from flr.scorers.cache import open_cache
 
@@ -93,14 +93,6 @@ def labelled_pairs(name: str, data_dir: str | None, limit: int | None, seed: int
     return records
 
 
-def _flr_scorer(flr_config: ScorerConfig, model_config: ModelConfig) -> BaseScorer:
-    from flr.kernel.models import load_model
-    from flr.scorers import build_scorer
-
-    model, tokenizer = load_model(model_config)
-    return build_scorer("flr", model, tokenizer, config=flr_config, model_name=model_name(model_config.model))
-
-
 def run_select(
     config: SelectConfig, flr_config: ScorerConfig, model_config: ModelConfig, *, scorer: BaseScorer | None = None
 ) -> dict:
@@ -125,7 +117,7 @@ def run_select(
             f"{config.length_ratio}x): raise --limit or --length-ratio, or use --rank-on all"
         )
     load_followups(flr_config.followups).select(flr_config.categories)  # a bad set fails before the model loads
-    scorer = scorer or _flr_scorer(flr_config, model_config)
+    scorer = scorer or build_scorer("flr", model_config=model_config, config=flr_config)
     with open_cache(config.cache, [scorer]) as cache:  # per-follow-up log-probs are reused; a killed run resumes
         scorer.attach_cache(cache)
         stats = followup_accuracy(scorer, records, length_ratio=config.length_ratio)
@@ -162,7 +154,7 @@ def run_fit(
     records = [  # every input is read and checked before the model loads
         r for name in names for r in labelled_pairs(name, config.data_dir, config.limit, config.seed, needs)
     ]
-    scorer = scorer or _flr_scorer(flr_config, model_config)
+    scorer = scorer or build_scorer("flr", model_config=model_config, config=flr_config)
     with open_cache(config.cache, [scorer]) as cache:
         scorer.attach_cache(cache)
         features = pair_features(scorer, records)

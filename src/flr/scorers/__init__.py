@@ -19,6 +19,7 @@ __all__ = [
     "Scorer",
     "ScorerConfig",
     "build_scorer",
+    "build_scorers",
 ]
 
 SCORERS = ("flr", "direct", "length", "rm:<model>")
@@ -26,6 +27,19 @@ SCORERS = ("flr", "direct", "length", "rm:<model>")
 
 def is_scorer_name(name: str) -> bool:
     return name in ("flr", "direct", "length") or (name.startswith("rm:") and len(name) > 3)
+
+
+def build_scorers(names, model_config, config: ScorerConfig | None = None) -> dict[str, BaseScorer]:
+    """``{name: scorer}`` for ``names``; the causal LM that ``flr`` and ``direct`` read is loaded once, shared."""
+    from flr.kernel.models import load_model, model_name
+
+    model = tokenizer = None
+    if any(n in ("flr", "direct") for n in names):
+        model, tokenizer = load_model(model_config)
+    short = model_name(model_config.model)
+    return {
+        n: build_scorer(n, model, tokenizer, model_config=model_config, config=config, model_name=short) for n in names
+    }
 
 
 def build_scorer(

@@ -146,7 +146,9 @@ def trl_checks():
 
 
 def check_configs(configs: tuple) -> tuple:
-    """What TRL does not check: LD-DPO's alpha is a weight in [0, 1]."""
+    """What TRL checks only after the model loads, or not at all: KTO's batch size, LD-DPO's alpha in [0, 1]."""
+    if isinstance(configs[1], KTOConfig) and configs[1].per_device_train_batch_size < 2:
+        raise FLRError("KTO needs --per-device-train-batch-size of at least 2 (its KL term pairs examples in a batch)")
     alpha = getattr(configs[1], "ld_alpha", None)
     if alpha is not None and not 0 <= alpha <= 1:
         raise FLRError(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from flr.errors import FLRError
 from flr.training.base import (
     fit_to_device,
     load_for_training,
@@ -23,19 +22,10 @@ from flr.training.base import (
 METHODS = ("dpo", "kto")
 
 
-def check_settings(method: str, args) -> None:
-    """What TRL would find wrong only after the model loads."""
-    if method not in METHODS:
-        raise FLRError(f"unknown policy training method '{method}': use {', '.join(METHODS)}")
-    if method == "kto" and args.per_device_train_batch_size < 2:
-        raise FLRError("KTO needs --per-device-train-batch-size of at least 2 (its KL term pairs examples in a batch)")
-
-
 def build_trainer(method: str, args, model_args, records: Sequence[dict], *, model=None, tokenizer=None):
     """TRL's DPO or KTO trainer from its config ``args`` (``DPOConfig``/``KTOConfig``) and TRL's ``ModelConfig``."""
     from trl import DPOTrainer, KTOTrainer
 
-    check_settings(method, args)
     if model is None:
         model, tokenizer = load_for_training(model_args, args)
     args = fit_to_device(args, next(model.parameters()).device)
@@ -45,7 +35,9 @@ def build_trainer(method: str, args, model_args, records: Sequence[dict], *, mod
 
 def train(method: str, data, args, model_args) -> dict:
     """Train a LoRA adapter on the policy with DPO or KTO; returns the summary also written to disk."""
-    check_settings(method, args)
+    from flr.training.args import check_configs
+
+    check_configs((data, args, model_args))
     records = read_training_records(data, method)
     trainer = build_trainer(method, args, model_args, records)
     spec = model_args.model_name_or_path
