@@ -85,7 +85,8 @@ def check_no_adapter(model) -> None:
 
 
 def load_for_training(model_args, args):
-    """``(model, tokenizer)`` of TRL's ``ModelConfig`` on the device ``args`` (a TRL config) allows."""
+    """``(model, tokenizer, args)`` of TRL's ``ModelConfig`` on the device ``args`` (a TRL config) allows, with
+    ``args`` fitted to that device (:func:`fit_to_device`)."""
     from flr.kernel.models import load_model
 
     revision = None if model_args.model_revision in (None, "main") else model_args.model_revision
@@ -98,7 +99,7 @@ def load_for_training(model_args, args):
         trust_remote_code=getattr(args, "trust_remote_code", False),  # TRL keeps it on the trainer config
     )
     check_no_adapter(model)
-    return model, tokenizer
+    return model, tokenizer, fit_to_device(args, next(model.parameters()).device)
 
 
 def fit_to_device(args, device):
@@ -191,9 +192,9 @@ def plot_curves(curves: dict[str, list[tuple[int, float]]], path: str | Path, ti
     return True
 
 
-def run_trainer(trainer, method: str, records, *, model_spec: str, configs=(), extra=None) -> dict:
-    """Train (resuming from the latest checkpoint), save the adapter at the output root, write summary.json and
-    training.png; returns the summary. Shared by every ``flr train`` method."""
+def run_trainer(trainer, method: str, records, data, model_args, extra=None) -> dict:
+    """Train (resuming from the latest checkpoint), save the adapter at the output root, write summary.json (with
+    the ``data`` and ``model_args`` configs) and training.png; returns the summary. Shared by every method."""
     import time
 
     checkpoint = resolve_checkpoint(trainer.args.resume_from_checkpoint, trainer.args.output_dir)
@@ -206,14 +207,14 @@ def run_trainer(trainer, method: str, records, *, model_spec: str, configs=(), e
     out = Path(trainer.args.output_dir)
     trainer.save_model(str(out))
     trainer.processing_class.save_pretrained(str(out))
-    record_adapter_base(out, model_spec)
+    record_adapter_base(out, model_args.model_name_or_path)
     curves = training_curves(trainer.state.log_history)
     last = {k: v[-1][1] for k, v in curves.items()}
     steps_run = trainer.state.global_step - (int(Path(checkpoint).name.split("-")[-1]) if checkpoint else 0)
     summary = {
         "method": method,
         "adapter": str(out),
-        "base_model": model_spec,
+        "base_model": model_args.model_name_or_path,
         "examples": len(records),
         "steps": trainer.state.global_step,
         "resumed_from": checkpoint,
@@ -226,5 +227,5 @@ def run_trainer(trainer, method: str, records, *, model_spec: str, configs=(), e
         **(extra or {}),
     }
     summary["trainer_config"] = {type(trainer.args).__name__: trainer.args.to_dict()}
-    write_summary(out, summary, *configs)
+    write_summary(out, summary, data, model_args)
     return summary

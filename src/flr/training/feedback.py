@@ -8,7 +8,6 @@ from collections.abc import Sequence
 
 from flr.kernel.chat import ChatRenderer
 from flr.training.base import (
-    fit_to_device,
     load_for_training,
     peft_config,
     read_training_records,
@@ -31,13 +30,11 @@ def feedback_example(renderer: ChatRenderer, prompt, response: str, feedback: st
     return {"input_ids": ids, "labels": labels}
 
 
-def build_trainer(args, model_args, records: Sequence[dict], *, model=None, tokenizer=None):
+def build_trainer(args, model_args, records: Sequence[dict]):
     """TRL's SFTTrainer from its ``SFTConfig`` and ``ModelConfig``, on the records rendered as FLR renders them."""
     from trl import SFTTrainer
 
-    if model is None:
-        model, tokenizer = load_for_training(model_args, args)
-    args = fit_to_device(args, next(model.parameters()).device)
+    model, tokenizer, args = load_for_training(model_args, args)
     renderer = ChatRenderer(tokenizer, max_length=args.max_length)
     rows = [feedback_example(renderer, r["prompt"], r["response"], r["feedback"]) for r in records]
     return trl_trainer(SFTTrainer, model, args, rows, tokenizer, peft_config(model_args, model))
@@ -47,5 +44,4 @@ def train(method: str, data, args, model_args) -> dict:
     """Train the feedback adapter (``method`` is 'feedback'); returns the summary also written to disk."""
     records = read_training_records(data, method)
     trainer = build_trainer(args, model_args, records)
-    spec = model_args.model_name_or_path
-    return run_trainer(trainer, method, records, model_spec=spec, configs=(data, model_args))
+    return run_trainer(trainer, method, records, data, model_args)

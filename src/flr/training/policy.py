@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from flr.training.base import (
-    fit_to_device,
     load_for_training,
     peft_config,
     read_training_records,
@@ -22,13 +21,11 @@ from flr.training.base import (
 METHODS = ("dpo", "kto")
 
 
-def build_trainer(method: str, args, model_args, records: Sequence[dict], *, model=None, tokenizer=None):
+def build_trainer(method: str, args, model_args, records: Sequence[dict]):
     """TRL's DPO or KTO trainer from its config ``args`` (``DPOConfig``/``KTOConfig``) and TRL's ``ModelConfig``."""
     from trl import DPOTrainer, KTOTrainer
 
-    if model is None:
-        model, tokenizer = load_for_training(model_args, args)
-    args = fit_to_device(args, next(model.parameters()).device)
+    model, tokenizer, args = load_for_training(model_args, args)
     cls = {"dpo": DPOTrainer, "kto": KTOTrainer}[method]
     return trl_trainer(cls, model, args, records, tokenizer, peft_config(model_args, model))
 
@@ -40,5 +37,4 @@ def train(method: str, data, args, model_args) -> dict:
     check_configs((data, args, model_args))
     records = read_training_records(data, method)
     trainer = build_trainer(method, args, model_args, records)
-    spec = model_args.model_name_or_path
-    return run_trainer(trainer, method, records, model_spec=spec, configs=(data, model_args))
+    return run_trainer(trainer, method, records, data, model_args)

@@ -34,7 +34,7 @@ from flr.scorers.followup import (
     followup_reward,
     sample_followups,
 )
-from flr.training.base import fit_to_device, load_for_training, peft_config, read_training_records, run_trainer
+from flr.training.base import load_for_training, peft_config, read_training_records, run_trainer
 
 logger = logging.getLogger(__name__)
 
@@ -206,8 +206,7 @@ def train(method: str, data, args: FLRConfig, model_args) -> dict:
     if not model_args.use_peft:
         raise FLRError("flr train flr trains a LoRA adapter (its KL term reads the base with the adapter off)")
     records = read_training_records(data, method)
-    model, tokenizer = load_for_training(model_args, args)
-    args = fit_to_device(args, next(model.parameters()).device)
+    model, tokenizer, args = load_for_training(model_args, args)
     model = get_peft_model(model, peft_config(model_args, model))
     trainer = FLRTrainer(
         model=model,
@@ -216,7 +215,6 @@ def train(method: str, data, args: FLRConfig, model_args) -> dict:
         data_collator=lambda batch: {"records": batch},
         processing_class=tokenizer,
     )
-    spec = model_args.model_name_or_path
-    summary = run_trainer(trainer, method, records, model_spec=spec, configs=(data, model_args))
+    summary = run_trainer(trainer, method, records, data, model_args)
     dump_followups(fset, Path(args.output_dir) / SCORER_FOLLOWUPS)
     return summary

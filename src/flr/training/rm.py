@@ -48,4 +48,4 @@ def train(method: str, data, args, model_args) -> dict:
         peft.modules_to_save = ["score"]  # the fresh score head trains in full
     trainer = trl_trainer(RewardTrainer, model, args, rows, tokenizer, peft, chats=False)
     extra = {"max_length": max_length}
-    return run_trainer(trainer, method, records, model_spec=spec, configs=(data, model_args), extra=extra)
+    return run_trainer(trainer, method, records, data, model_args, extra=extra)
