@@ -1,5 +1,5 @@
 """Two more perturbations for `flr audit --perturbations-file examples/perturbations.py`: each is a pure function
-(prompt, response) -> response, registered by name. The built-in ones are in src/flr/eval/patterns.py."""
+(prompt, response) -> response, registered by name. The built-in ones are in src/flr/perturbations.py."""
 
 from flr.jobs.audit import perturbation
 

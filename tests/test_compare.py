@@ -9,10 +9,10 @@ import pytest
 
 from flr.errors import FLRError
 from flr.eval.metrics import length_controlled_win_rate, win_rate
-from flr.eval.patterns import pattern_shares
 from flr.jobs.compare import CompareConfig, LLMJudge, ScorerJudge, run, summarize
 from flr.jobs.generate import PromptConfig, SamplingConfig
 from flr.kernel.models import ModelConfig
+from flr.patterns import pattern_shares
 from flr.records import read_jsonl
 from flr.scorers import ScorerConfig
 

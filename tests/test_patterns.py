@@ -8,16 +8,8 @@ import json
 import pytest
 
 from flr.errors import FLRError
-from flr.eval.patterns import (
-    BUILT_IN,
-    DETECTORS,
-    PERTURBATIONS,
-    detect_patterns,
-    load_perturbations_file,
-    pattern_shares,
-    preference_patterns,
-    select_perturbations,
-)
+from flr.patterns import DETECTORS, detect_patterns, pattern_shares, preference_patterns
+from flr.perturbations import BUILT_IN, PERTURBATIONS, load_perturbations_file, select_perturbations
 
 PROMPT = "What is the capital of France?"
 TEXT = "Paris is the capital of France. It has been since 987. The city lies on the Seine.\n\nIt is also the largest city."
@@ -37,6 +29,8 @@ EXPECTED = {
     "other_response": OTHER,
     "refusal": "I'm sorry, but I can't help with that request.",
     "dont_know": "I don't know.",
+    "twin": "Paris is the capital of France. since The 987. has been city It on Seine. lies the\n\nIt is also the "
+    "largest city.",
 }
 
 
@@ -46,12 +40,12 @@ def test_each_perturbation_on_a_fixed_text(name):
     assert p(PROMPT, TEXT, OTHER) == EXPECTED[name]
     assert p(PROMPT, TEXT, OTHER) == EXPECTED[name]  # pure: the same edit every time (the cache relies on it)
     assert p.kind == ("destructive" if name in ("truncate_half", "shuffle_sentences", "other_response", "refusal",
-                                                 "dont_know") else "content-free")  # fmt: skip
+                                                 "dont_know", "twin") else "content-free")  # fmt: skip
     assert p.description
 
 
 def test_every_built_in_perturbation_has_a_fixed_text_test():
-    assert set(BUILT_IN) == set(EXPECTED) and len(BUILT_IN) == 11
+    assert set(BUILT_IN) == set(EXPECTED) and len(BUILT_IN) == 12
 
 
 def test_perturbation_edge_cases():
@@ -113,7 +107,7 @@ def test_unknown_perturbation_names_the_known_ones():
 
 
 def test_a_perturbation_must_return_text():
-    from flr.eval.patterns import Perturbation
+    from flr.perturbations import Perturbation
 
     with pytest.raises(FLRError, match="returned int"):
         Perturbation("bad", lambda p, r: 3)(PROMPT, TEXT)

@@ -1,5 +1,5 @@
 """``flr audit``: what the reward rewards. Each scorer reads every response before and after each perturbation
-(:mod:`flr.eval.patterns`); a content-free edit should leave the reward where it was, a destructive one should lower it.
+(:mod:`flr.perturbations`); a content-free edit should leave the reward where it was, a destructive one should lower it.
 
 Per scorer and perturbation the audit reports the share of responses whose reward rises (strictly) with a 95%
 Wilson interval, the share that falls, and the median change, also in units of the scorer's median
@@ -23,12 +23,9 @@ import numpy as np
 
 from flr.arguments import split_list
 from flr.errors import FLRError
-from flr.eval.patterns import (  # noqa: F401 - users' perturbation files import these from here
-    DETECTORS,
+from flr.perturbations import (  # noqa: F401 - older users' perturbation files import perturbation from here
     PERTURBATIONS,
     Perturbation,
-    detect_patterns,
-    pattern_shares,
     perturbation,
     prompt_text,
     select_perturbations,

@@ -26,9 +26,9 @@ import numpy as np
 from flr.errors import FLRError
 from flr.eval.html import compare_page
 from flr.eval.metrics import bootstrap_ci, length_controlled_win_rate, win_rate
-from flr.eval.patterns import pattern_report, pattern_section
 from flr.jobs.generate import PromptConfig, SamplingConfig, generate, load_prompts
 from flr.kernel.models import ModelConfig, load_model, model_name
+from flr.patterns import pattern_report, pattern_section
 from flr.provenance import write_summary
 from flr.records import COMPARE_FILE, read_jsonl, write_jsonl
 from flr.scorers import ScorerConfig, build_scorer

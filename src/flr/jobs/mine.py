@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flr.errors import FLRError, InputError
-from flr.eval.patterns import pattern_line, preference_patterns
+from flr.patterns import pattern_line, preference_patterns
 from flr.records import (
     CANDIDATES_FILE,
     MINED_FILES,

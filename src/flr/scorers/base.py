@@ -180,6 +180,20 @@ class ScorerConfig:
             "off: the follow-up weights alone, which learned what length does not."
         },
     )
+    contrast: str = field(
+        default="none",
+        metadata={
+            "help": "Contrastive FLR: none, or twin: reward(response) - reward(its content-destroyed twin: the same "
+            "characters in the same lines, opener, closer, bait question, headers and the first and last other "
+            "sentence kept, the words between shuffled within each line), so a content-free edit present in both "
+            "cancels. Or the name of a perturbation registered in --contrast-file. A response with no twin (fewer "
+            "than two words that can move) is contrasted with --content-free. FLR only; about 2x the cost."
+        },
+    )
+    contrast_file: str | None = field(
+        default=None,
+        metadata={"help": "A Python file registering the --contrast edit with @perturbation (see flr audit)."},
+    )
     method: str = field(
         default="packed",
         metadata={
@@ -196,6 +210,12 @@ class ScorerConfig:
             raise FLRError(f"--max-padding must be between 0 and 1, got {self.max_padding}")
         if self.calibration not in ("none", "pmi"):
             raise FLRError(f"--calibration must be none or pmi, got {self.calibration!r}")
+        if self.contrast != "none" or self.contrast_file:
+            from flr.perturbations import contrast_edit
+
+            if self.contrast == "none":
+                raise FLRError("--contrast-file needs --contrast NAME, the perturbation to contrast with")
+            contrast_edit(self.contrast, self.contrast_file)  # one line now, before any model loads
 
 
 def kernel_kwargs(config) -> dict:

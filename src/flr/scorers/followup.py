@@ -114,6 +114,11 @@ class FollowUpReward(LMScorer):
         self.length_coefficient = check_length_term(self.config, self.followups)
         self.reserve = min(FOLLOWUP_RESERVE, (self.config.max_length or 0) // 8)
         self.logprob_cache = None
+        self.contrast = None
+        if self.config.contrast != "none":
+            from flr.perturbations import contrast_edit
+
+            self.contrast = contrast_edit(self.config.contrast, self.config.contrast_file)
 
     def describe(self) -> dict:
         out = {
@@ -125,6 +130,9 @@ class FollowUpReward(LMScorer):
             out.update(calibration=self.config.calibration, content_free=self.config.content_free)
         if self.length_coefficient:  # absent when off: older fingerprints stay valid
             out["length_term"] = self.length_coefficient
+        if self.contrast is not None:  # the edit's code, not its name: a changed twin must not hit old scores
+            out["contrast"] = {"name": self.contrast.name, "code": _code_id(self.contrast.fn)}
+            out["content_free"] = self.config.content_free
         return out
 
     def raw_fingerprint(self) -> str:
@@ -175,7 +183,22 @@ class FollowUpReward(LMScorer):
             out.append((any(v["truncated"] for v in values), values))
         return out
 
+    def twin_record(self, record: dict) -> dict:
+        """The record ``--contrast`` scores ``record`` against: its response edited (the twin), or the content-free
+        response where the edit gives none or leaves it as it was."""
+        edited = self.contrast(record["prompt"], record["response"])
+        if edited is None or edited == record["response"]:
+            edited = self.config.content_free
+        return {"prompt": record["prompt"], "response": edited}
+
     def _score_chunk(self, records: Sequence[dict]) -> list[ScoreResult]:
+        if self.contrast is None:
+            return self._plain_chunk(records)
+        # responses and twins in one call: a twin shares its prompt's stem with its response in the packed kernel
+        both = self._plain_chunk([*records, *(self.twin_record(r) for r in records)])
+        return [contrasted(a, b) for a, b in zip(both[: len(records)], both[len(records) :])]
+
+    def _plain_chunk(self, records: Sequence[dict]) -> list[ScoreResult]:
         values = self.followup_values(records)
         baselines = [None] * len(records)
         if self.config.calibration == "pmi":
@@ -209,3 +232,31 @@ class FollowUpReward(LMScorer):
                 detail["calibrated"] = value
             details.append(detail)
         return ScoreResult(reward=reward, categories=categories, truncated=truncated, details=details)
+
+
+def _code_id(fn) -> str:
+    """A fingerprint of ``fn``'s source (its qualified name where the source cannot be read)."""
+    import inspect
+
+    try:
+        return content_fingerprint(inspect.getsource(fn))
+    except (OSError, TypeError):
+        return f"{fn.__module__}.{fn.__qualname__}"
+
+
+def contrasted(response: ScoreResult, twin: ScoreResult) -> ScoreResult:
+    """``response - twin`` for the reward and each category; each follow-up's detail gets the twin's log-prob and
+    ``contrast``, its mean log-prob (calibrated where --calibration is on) in the response minus in the twin."""
+    details = None
+    if response.details is not None and twin.details is not None:
+        details = []
+        for d, t in zip(response.details, twin.details):
+            value = d.get("calibrated", d["logprob_mean"])
+            twin_value = t.get("calibrated", t["logprob_mean"])
+            details.append({**d, "twin_logprob_mean": t["logprob_mean"], "contrast": value - twin_value})
+    return ScoreResult(
+        reward=response.reward - twin.reward,
+        categories={c: v - twin.categories.get(c, 0.0) for c, v in response.categories.items()},
+        truncated=response.truncated or twin.truncated,
+        details=details,
+    )

@@ -1,22 +1,22 @@
-"""Edits a reward should not reward, and detectors for the ones that show in text (no torch imports here).
+"""Edits a reward should not reward, and the content-destroyed twin that contrastive FLR subtracts (pure text; no
+torch imports here).
 
 A perturbation is a pure function ``(prompt, response) -> response`` registered by name with
 :func:`perturbation`. Content-free ones add nothing to the answer (a polite closer, a flattering opener, a bait
 question, the prompt restated, markdown decoration, the last paragraph repeated): a reward should not move.
 Destructive ones remove or replace the answer (half of it, its sentences shuffled, another prompt's response, a
-refusal, "I don't know."): a reward should fall. ``flr audit`` measures how each scorer reacts to each.
+refusal, "I don't know.", its :func:`twin`): a reward should fall. ``flr audit`` measures how each scorer reacts to
+each; ``--contrast NAME`` scores a response against its edit by NAME (``twin`` by default).
 
 Users add their own in a Python file (``flr audit --perturbations-file my.py``)::
 
-    from flr.jobs.audit import perturbation
+    from flr.perturbations import perturbation
 
     @perturbation("emoji", kind="content-free")
     def emoji(prompt, response):
         return response + " 😊"
 
-The detectors (:func:`detect_patterns`) find the content-free patterns that can be read off a text (closer,
-opener, bait question, markdown), so ``flr mine`` and ``flr compare`` can say how often chosen, rejected, base and
-tuned responses carry them.
+The detectors of the patterns that can be read off a text live in :mod:`flr.patterns`.
 """
 
 from __future__ import annotations
@@ -25,12 +25,13 @@ import hashlib
 import importlib.util
 import random
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from flr.arguments import split_list
 from flr.errors import FLRError
+from flr.patterns import sentences
 
 KINDS = ("content-free", "destructive", "custom")
 
@@ -98,10 +99,6 @@ def prompt_text(prompt) -> str:
 
 def paragraphs(text: str) -> list[str]:
     return [p for p in re.split(r"\n\s*\n", text.strip()) if p.strip()]
-
-
-def sentences(text: str) -> list[str]:
-    return [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
 
 
 def _rng(text: str) -> random.Random:
@@ -202,6 +199,118 @@ def dont_know(prompt, response):
     return DONT_KNOW
 
 
+# -- the twin: the response's surface without its meaning ----------------------------------------------------
+
+_MARKUP = re.compile(r"^\s*(?:[-*+>]|\d+[.)]|#{1,6})\s+")  # a line's list, quote or header marker stays put
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def _units(response: str) -> list[tuple[int, int, int]]:
+    """``(line, start, end)`` character spans of the sentences of each line, after its markup marker."""
+    out, offset = [], 0
+    for number, line in enumerate(response.split("\n")):
+        marker = _MARKUP.match(line)
+        start = marker.end() if marker else 0
+        for piece in _SENTENCE_END.split(line[start:]):
+            if piece.strip():
+                at = line.index(piece, start)
+                out.append((number, offset + at, offset + at + len(piece)))
+                start = at + len(piece)
+        offset += len(line) + 1
+    return out
+
+
+def _kept(response: str, units: list[tuple[int, int, int]]) -> list[bool]:
+    """Which sentences the twin keeps: every one flr's detectors read as surface (an opener, a closer, a bait
+    question, a header line), and the first and last of the others when there are at least three of them."""
+    from flr.patterns import is_surface_sentence
+
+    lines = response.split("\n")
+    surface = [
+        is_surface_sentence(response[a:b]) or lines[line].lstrip().startswith("#") for line, a, b in units
+    ]
+    rest = [i for i, s in enumerate(surface) if not s]
+    if len(rest) >= 3:
+        surface[rest[0]] = surface[rest[-1]] = True
+    return surface
+
+
+@perturbation(
+    "twin",
+    kind="destructive",
+    description="the same characters in the same lines with the meaning gone: surface sentences (opener, closer, "
+    "bait question, headers) and the first and last of the others kept, the words between shuffled within each line",
+)
+def twin(prompt, response):
+    """The response's content-destroyed twin (``--contrast twin``). A content-free edit lands in the response and
+    in its twin alike, so it cancels in reward(response) - reward(twin); what depends on meaning lands in one.
+    The shuffle is seeded by the words it moves, so the twins of a response and of its edits move them alike.
+    None when fewer than two words can move (a one-sentence answer of one word, a response of surface only)."""
+    units = _units(response)
+    spans: dict[int, list[tuple[int, int]]] = {}  # per line, the words that move
+    for (line, a, b), keep in zip(units, _kept(response, units)):
+        if not keep:
+            spans.setdefault(line, []).extend((a + m.start(), a + m.end()) for m in re.finditer(r"\S+", response[a:b]))
+    words = [response[x:y] for line in sorted(spans) for x, y in spans[line]]
+    if len(set(words)) < 2:
+        return None
+    rng = _rng("\n".join(words))
+    out = list(response)
+    for line in sorted(spans):
+        where = spans[line]
+        order = list(range(len(where)))
+        rng.shuffle(order)
+        if order == sorted(order) and len(order) > 1:  # the shuffle left the line as it was: move every word by one
+            order = order[1:] + order[:1]
+        _place(out, response, [(x, y, response[where[j][0] : where[j][1]]) for (x, y), j in zip(where, order)])
+    result = "".join(out)
+    return None if result == response else result
+
+
+def _place(out: list[str], response: str, pieces: list[tuple[int, int, str]]) -> None:
+    """Write ``pieces`` (``(start, end, word)``, a line's moving words in order) into ``out`` so that the words
+    follow one another in the new order with each gap's whitespace kept: same characters, same line."""
+    if not pieces:
+        return
+    first, last = pieces[0][0], pieces[-1][1]
+    region = []
+    gaps = [response[pieces[i][1] : pieces[i + 1][0]] for i in range(len(pieces) - 1)]
+    for i, (_, _, word) in enumerate(pieces):
+        region.append(word)
+        if i < len(gaps):
+            region.append(gaps[i])
+    text = "".join(region)
+    out[first:last] = [""] * (last - first)
+    out[first] = text
+
+
+# probe responses for --contrast: an edit that returns each of them unchanged (or nothing) contrasts with nothing
+_PROBES = (
+    "Paris is the capital of France. It lies on the Seine, in the north of the country. About two million people "
+    "live in the city itself.",
+    "## Steps\n\n1. Preheat the oven to 180 C.\n2. Mix the flour, sugar and eggs in a bowl.\n3. Bake for 25 "
+    "minutes, until golden.",
+    "def add(a, b):\n    return a + b\n\nThis function adds two numbers and returns their sum to the caller.",
+)
+
+
+def contrast_edit(name: str, file: str | Path | None = None) -> Perturbation:
+    """The edit that ``--contrast NAME`` scores each response against: a registered perturbation by name, built-in
+    (``twin``) or from ``file``. One :class:`FLRError` for an unknown name, an edit that needs another record, or one
+    that returns every probe response unchanged (it would contrast a response with itself)."""
+    available = dict(PERTURBATIONS)
+    if file:
+        available.update(load_perturbations_file(file))
+    if name not in available:
+        raise FLRError(f"unknown --contrast '{name}': use twin or a perturbation of --contrast-file ({', '.join(available)})")
+    edit = available[name]
+    if edit.needs_other:
+        raise FLRError(f"--contrast '{name}' needs another record's response; a contrast edits the response alone")
+    if all(edit("", text) in (None, text) for text in _PROBES):
+        raise FLRError(f"--contrast '{name}' returns the response unchanged for every probe response: nothing to contrast")
+    return edit
+
+
 BUILT_IN = tuple(PERTURBATIONS)
 GROUPS = {"all": None, "content-free": "content-free", "destructive": "destructive"}
 
@@ -258,141 +367,3 @@ def select_perturbations(
     return out
 
 
-# -- detectors -----------------------------------------------------------------------------------------------
-
-_CLOSER = re.compile(
-    r"\b(hope (this|that|it) (helps|was helpful|answers)|let me know if|feel free to (ask|reach out|let me know)|"
-    r"happy to help|glad (i could|to) help|if you have any (other|more|further|additional) questions|"
-    r"don'?t hesitate to (ask|reach out))",
-    re.I,
-)
-_OPENER = re.compile(
-    r"^\W*((what an? |that'?s an? |such an? )?(great|good|excellent|fantastic|wonderful|interesting|fascinating|"
-    r"insightful|thoughtful) question|(thank you|thanks) for (asking|your question|the question)|"
-    r"i'?d (be )?(happy|glad|delighted) to help|(certainly|absolutely|of course|sure)\s*!)",
-    re.I,
-)
-_BAIT = re.compile(
-    r"\b(does (that|this|it) (make sense|help|answer)|(would|do) you (like|want) (me to|more|to)|"
-    r"is there anything else|(shall|should|can|may) i (help|explain|elaborate|go|provide|clarify)|"
-    r"do you have any (other|more|further)? ?questions|any (other|more|further) questions|"
-    r"(is|was) (that|this) (helpful|clear)|what do you think)\b[^?]*\?$",
-    re.I,
-)
-_HEADER = re.compile(r"^#{1,6}\s+\S", re.M)
-_BULLET = re.compile(r"^\s*([-*+]|\d+[.)])\s+\S", re.M)
-_BOLD = re.compile(r"\*\*[^*\n]+\*\*|__[^_\n]+__")
-
-
-def has_closer(text: str) -> bool:
-    """A polite closing line ("I hope this helps!", "Let me know if ...") in the last 300 characters."""
-    return bool(_CLOSER.search(text.strip()[-300:]))
-
-
-def has_opener(text: str) -> bool:
-    """A flattering or eager first sentence ("Great question!", "Certainly!", "I'd be happy to help")."""
-    return bool(_OPENER.search(text.strip()[:120]))
-
-
-def has_bait_question(text: str) -> bool:
-    """The response ends by asking the user a question that invites a "yes, thanks" ("Does that make sense?")."""
-    last = sentences(text.strip()[-300:])
-    return bool(last) and bool(_BAIT.search(last[-1]))
-
-
-def has_markdown(text: str) -> bool:
-    """Markdown decoration: a header line, bold text, or at least two list items."""
-    return bool(_HEADER.search(text) or _BOLD.search(text) or len(_BULLET.findall(text)) >= 2)
-
-
-DETECTORS: dict[str, Callable[[str], bool]] = {
-    "closer": has_closer,
-    "opener": has_opener,
-    "bait_question": has_bait_question,
-    "markdown": has_markdown,
-}
-
-
-def detect_patterns(text: str) -> set[str]:
-    """The detectable content-free patterns in ``text`` (names as in :data:`DETECTORS` and the perturbations)."""
-    return {name for name, detect in DETECTORS.items() if detect(text)}
-
-
-def pattern_shares(texts: Iterable[str]) -> dict[str, float | None]:
-    """Share of ``texts`` carrying each pattern (None for no texts)."""
-    found = [detect_patterns(t) for t in texts]
-    return {name: (sum(name in f for f in found) / len(found) if found else None) for name in DETECTORS}
-
-
-def pattern_report(groups: dict[str, Sequence[str]]) -> dict:
-    """``{"n": {group: count}, "shares": {group: {pattern: share}}}`` for named groups of texts (chosen and
-    rejected, base and candidate): what a preference set or a tuned policy carries."""
-    return {
-        "n": {g: len(texts) for g, texts in groups.items()},
-        "shares": {g: pattern_shares(texts) for g, texts in groups.items()},
-    }
-
-
-def completion_text(value) -> str:
-    """A TRL completion (a string, or messages ending with the assistant's turn) as text."""
-    if isinstance(value, str):
-        return value
-    return value[-1]["content"] if value else ""
-
-
-def preference_patterns(rows: Sequence[dict], candidates: Iterable[str] = ()) -> dict:
-    """:func:`pattern_report` of mined TRL rows: chosen and rejected (``{prompt, chosen, rejected}``), or desirable
-    and undesirable (``{prompt, completion, label}``), and of all ``candidates`` for the base rate."""
-    if rows and "chosen" in rows[0]:
-        groups = {
-            "chosen": [completion_text(r["chosen"]) for r in rows],
-            "rejected": [completion_text(r["rejected"]) for r in rows],
-        }
-    else:
-        groups = {
-            "desirable": [completion_text(r["completion"]) for r in rows if r.get("label")],
-            "undesirable": [completion_text(r["completion"]) for r in rows if not r.get("label")],
-        }
-    candidates = list(candidates)
-    if candidates:
-        groups["all candidates"] = candidates
-    return pattern_report(groups)
-
-
-def pattern_line(report: dict) -> str:
-    """One line of :func:`pattern_report`: ``% chosen / rejected: closer 12 / 3, opener ...``."""
-    groups = report["shares"]
-    cells = [
-        f"{name} "
-        + " / ".join("-" if shares[name] is None else f"{100 * shares[name]:.0f}" for shares in groups.values())
-        for name in DETECTORS
-    ]
-    return f"% {' / '.join(groups)}: " + ", ".join(cells)
-
-
-def pattern_section(report: dict, title: str) -> list[str]:
-    """report.md lines: a heading, what the shares mean, and :func:`pattern_lines`."""
-    return [
-        f"## {title}",
-        "",
-        "Share of responses (%) carrying each content-free pattern flr can detect (closer: a polite closing line; "
-        "opener: a flattering or eager first sentence; bait_question: ends by asking the user a yes-question; "
-        "markdown: headers, bold or a list). A pattern more common on the preferred side is what training on "
-        "these responses reinforces.",
-        "",
-        *pattern_lines(report),
-        "",
-    ]
-
-
-def pattern_lines(report: dict) -> list[str]:
-    """A markdown table of :func:`pattern_report`: patterns as rows, groups as columns, shares in %."""
-    groups = list(report["shares"])
-    lines = [
-        "| pattern | " + " | ".join(f"{g} (n={report['n'][g]})" for g in groups) + " |",
-        "|---" * (len(groups) + 1) + "|",
-    ]
-    for name in DETECTORS:
-        cells = [report["shares"][g][name] for g in groups]
-        lines.append(f"| {name} | " + " | ".join("–" if v is None else f"{100 * v:.1f}" for v in cells) + " |")
-    return lines
