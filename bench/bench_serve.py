@@ -85,7 +85,7 @@ def main() -> None:
         start = time.perf_counter()
         got = asyncio.run(clients(port, work))
         seconds = time.perf_counter() - start
-        calls = app.state.batcher.calls if app.state.batcher else n
+        calls = app.state.service.scheduler.calls
         server.should_exit = True
         thread.join()
         flat = [v[0] if v else None for client in got for v in client]

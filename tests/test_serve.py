@@ -31,8 +31,8 @@ def test_http_service(scorer):
     from flr.serving.service import create_app
 
     client = TestClient(create_app(scorer, max_records=3))
-    health = client.get("/health").json()
-    assert health["status"] == "ok" and health["fingerprint"] == scorer.fingerprint()
+    assert client.get("/health").json() == {"status": "ok"}
+    assert client.get("/info").json()["fingerprint"] == scorer.fingerprint()
     records = [{"prompt": "What is 2+2?", "response": "4."}, {"prompt": "What is 2+2?", "response": "Fish."}]
     body = client.post("/score", json={"records": records}).json()
     expected = [r.reward for r in scorer.score(records)]
@@ -171,16 +171,16 @@ def test_concurrent_requests_are_micro_batched_with_identical_results(scorer, mo
         async with httpx.AsyncClient(transport=transport, base_url="http://flr") as client:
             posts = [asyncio.ensure_future(client.post("/score", json={"records": r})) for r in requests]
             assert await asyncio.to_thread(started.wait, 600), "no scoring call"
-            queue = app.state.batcher.queue
+            queue = app.state.service.scheduler.queue
             for _ in range(100_000):  # event-loop turns, not time: the requests are handled on this loop
-                if len(calls[0]) + queue.qsize() == total:
+                if len(calls[0]) + len(queue) == total:
                     break
                 await asyncio.sleep(0)
             else:
-                pytest.fail(f"records never all queued: {len(calls[0])} held, {queue.qsize()} queued")
+                pytest.fail(f"records never all queued: {len(calls[0])} held, {len(queue)} queued")
             release.set()
             replies = await asyncio.gather(*posts)
-            health = (await client.get("/health")).json()
+            health = (await client.get("/info")).json()
         return replies, health
 
     try:

@@ -30,6 +30,13 @@ class ServeConfig:
             "when --host is not a loopback address."
         },
     )
+    shutdown_timeout: float = field(
+        default=10.0,
+        metadata={
+            "help": "Seconds from SIGTERM to exit: new and queued requests get 503 at once, the running model call "
+            "may finish within this time, then the process exits regardless."
+        },
+    )
 
 
 def make_parser(subparsers):
@@ -39,7 +46,8 @@ def make_parser(subparsers):
         help="Serve a scorer over HTTP (POST /score) for online RL.",
         description="Load the scorer once and serve POST /score {records: [{prompt, response}]} -> rewards, "
         "POST /get_reward {query: [texts], prompts: [texts]} -> {rewards} (OpenRLHF's --remote_rm_url API), and "
-        "GET /health. Needs pip install 'flr[serve]'. For TRL trainers in the same process, use "
+        "GET /health (liveness) and /ready (readiness), both without the token, and GET /info (scorer, limits, queue). A "
+        "request that cannot finish within --request-timeout is refused at once with 503 and Retry-After. Needs pip install 'flr[serve]'. For TRL trainers in the same process, use "
         "flr.serving.rl.FLRRewardFunction instead.",
         dataclasses_=(ServeConfig, ServiceLimits, ScorerConfig, ModelConfig),
     )
@@ -64,16 +72,17 @@ def main(args) -> int:
     if api_key is None and not is_loopback(config.host):
         raise FLRError(f"--host {config.host} is reachable from other machines: set --api-key or $FLR_API_KEY")
     try:
-        import uvicorn
+        import uvicorn  # noqa: F401 - checked before the model is loaded
     except ImportError as exc:
         raise FLRError("flr serve needs uvicorn: pip install 'flr[serve]'") from exc
     check_scorer_settings(config.scorer, flr_config)
     scorer = build_scorer(
         config.scorer, model_config=model_config, config=flr_config, model_name=model_name(model_config.model)
     )
-    uvicorn.run(
-        create_app(scorer, limits=limits, api_key=api_key, query_template=config.query_template),
-        host=config.host,
-        port=config.port,
-    )
+    if config.shutdown_timeout <= 0:
+        raise FLRError(f"--shutdown-timeout must be positive, got {config.shutdown_timeout}")
+    from flr.serving.app import serve
+
+    app = create_app(scorer, limits=limits, api_key=api_key, query_template=config.query_template)
+    serve(app, config.host, config.port, config.shutdown_timeout)
     return 0

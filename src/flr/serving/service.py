@@ -1,17 +1,19 @@
 """A reward service: one loaded scorer behind HTTP, for online RL loops on other machines or processes.
 
 ``POST /score`` takes ``{"records": [{"prompt": str | messages, "response": str}, ...]}`` and returns
-``{"rewards": [...], "categories": [...], "truncated": [...]}``; ``GET /health`` describes the scorer and limits.
-Needs the optional extra ``pip install flr[serve]`` (FastAPI + uvicorn).
+``{"rewards": [...], "categories": [...], "truncated": [...]}``. ``GET /health`` (liveness) and ``GET /ready``
+(the scorer is loaded and the service takes work) need no token and say nothing more; ``GET /info`` describes the
+scorer, limits and queue, behind the token. Needs the optional extra ``pip install flr[serve]`` (FastAPI + uvicorn).
 
 Every request is bounded (:class:`ServiceLimits`): bytes, records and characters per record are checked before
-any work, records are validated exactly as ``flr score`` validates them, and scoring runs in small chunks with
-the model lock taken per chunk, so small requests are served between the chunks of a large one; a request that
-runs past its time limit, or whose client has gone, stops at the next chunk. A bearer token is required whenever
-the service listens on a non-loopback address.
+any work, records are validated exactly as ``flr score`` validates them, and a request either can finish within
+``request_timeout`` (its wait for the model included) or is refused at once with 503 and Retry-After. Scoring runs
+in chunks through one :class:`Scheduler`, so small requests are served between the chunks of a large one; the
+records of a request whose deadline passes, whose client has gone or that a shutdown interrupts are dropped
+before they reach the model. A bearer token is required whenever the service listens on a non-loopback address.
 
-:class:`RewardService` holds what the requests share (scorer, limits, lock or micro-batcher) and answers them;
-every refusal is a :class:`RequestError` (status + one line). The FastAPI routes are in :mod:`flr.serving.app`.
+:class:`RewardService` holds what the requests share (scorer, limits, scheduler) and answers them; every refusal
+is a :class:`RequestError` (status + one line). The FastAPI routes and the server are in :mod:`flr.serving.app`.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ import asyncio
 import dataclasses
 import hmac
 import json
+import math
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from flr.errors import FLRError, check_at_least
@@ -39,7 +43,16 @@ class ServiceLimits:
     )
     chunk_records: int = field(default=8, metadata={"help": "Records scored per model call; the lock is per chunk."})
     request_timeout: float = field(
-        default=120.0, metadata={"help": "Seconds a request may take; unfinished ones get 503 and stop."}
+        default=120.0,
+        metadata={
+            "help": "Seconds a request may take, its wait for the model included: one that cannot finish in time "
+            "(measured seconds per record x records queued ahead and its own) is refused at once with 503 and "
+            "Retry-After; one whose time runs out while it waits or runs gets 503 and is not scored further."
+        },
+    )
+    max_queue: int = field(
+        default=256,
+        metadata={"help": "Requests waiting or running at once, at most; more get 503 and Retry-After at once."},
     )
     micro_batch: str = field(
         default="auto",
@@ -53,7 +66,7 @@ class ServiceLimits:
     batch_records: int = field(default=32, metadata={"help": "Micro-batching: at most this many records per call."})
 
     def __post_init__(self):
-        names = ("max_records", "max_request_bytes", "max_record_chars", "chunk_records", "batch_records")
+        names = ("max_records", "max_request_bytes", "max_record_chars", "chunk_records", "batch_records", "max_queue")
         check_at_least(self, dict.fromkeys(names, 1))
         if self.micro_batch not in ("auto", "on", "off"):
             raise FLRError(f"--micro-batch must be auto, on or off, got {self.micro_batch!r}")
@@ -72,40 +85,76 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class MicroBatcher:
-    """One worker scores the records that concurrent requests have queued, up to ``batch_records`` per call, so
-    that they share forward passes; each request gets its own results (FLR's scores do not depend on what else is
-    in the batch). Records of a request that timed out or went away are skipped if not yet started."""
+class Scheduler:
+    """The one worker that owns the model: requests queue their records here and wait for the results.
 
-    def __init__(self, scorer: BaseScorer, batch_records: int):
-        self.scorer, self.batch_records = scorer, batch_records
-        self.queue: asyncio.Queue | None = None
+    With ``merge`` (micro-batching) a call takes the queued records of all requests, up to ``batch_records``, so
+    that they share forward passes (FLR's scores do not depend on what else is in the batch); without it, one
+    request's chunk at a time, so requests interleave chunk by chunk. Records whose request has given up (deadline,
+    client gone, shutdown) are skipped, never scored. The measured seconds per record feed admission control."""
+
+    def __init__(self, scorer: BaseScorer, merge: bool, batch_records: int):
+        self.scorer, self.merge, self.batch_records = scorer, merge, batch_records
+        self.queue: deque[tuple[dict, asyncio.Future, Chunk]] = deque()
+        self.ready: asyncio.Event | None = None
         self.worker: asyncio.Task | None = None
-        self.calls = 0  # scoring calls made (for /health and the load test)
+        self.calls = 0  # scoring calls made (/info and the tests)
+        self.running = 0  # records in the model call now
+        self.seconds_per_record: float | None = None  # moving average of the calls so far; None before the first
+        self.closed = False
 
-    def submit(self, records: list[dict]) -> list[asyncio.Future]:
+    def backlog(self) -> int:
+        """Records ahead of a newcomer: in the running call, and queued by requests still waiting."""
+        return self.running + sum(not f.done() for _, f, _ in self.queue)
+
+    def submit(self, records: list[dict], chunk: Chunk) -> list[asyncio.Future]:
         loop = asyncio.get_running_loop()
-        if self.queue is None:
-            self.queue = asyncio.Queue()
+        if self.closed:
+            raise RequestError(503, "the service is shutting down", {"Retry-After": "5"})
+        if self.ready is None:
+            self.ready = asyncio.Event()
         if self.worker is None or self.worker.done():
             self.worker = loop.create_task(self._run())
         futures = [loop.create_future() for _ in records]
-        for record, future in zip(records, futures):
-            self.queue.put_nowait((record, future))
+        self.queue.extend((record, future, chunk) for record, future in zip(records, futures))
+        self.ready.set()
         return futures
+
+    def close(self) -> None:
+        """Shutdown: queued records get 503 at once; the running call finishes and answers its requests."""
+        self.closed = True
+        error = RequestError(503, "the service is shutting down", {"Retry-After": "5"})
+        while self.queue:
+            _, future, _ = self.queue.popleft()
+            if not future.done():
+                future.set_exception(error)
+
+    def _take(self) -> list[tuple[dict, asyncio.Future]]:
+        """The next call's records: live ones only (not answered, not past their deadline)."""
+        now, batch = time.monotonic(), []
+        while self.queue and len(batch) < self.batch_records:
+            record, future, chunk = self.queue[0]
+            if batch and not self.merge and chunk is not batch[0][2]:
+                break  # without merging, one chunk per call
+            self.queue.popleft()
+            if not future.done() and now < chunk.deadline:
+                batch.append((record, future, chunk))
+        return [(r, f) for r, f, _ in batch]
 
     async def _run(self) -> None:
         from fastapi.concurrency import run_in_threadpool
 
-        while True:
-            batch = [await self.queue.get()]
+        while not self.closed:
+            if not self.queue:
+                self.ready.clear()
+                await self.ready.wait()
+                continue
             await asyncio.sleep(0)  # let requests that arrived together queue their records
-            while len(batch) < self.batch_records and not self.queue.empty():
-                batch.append(self.queue.get_nowait())
-            live = [(r, f) for r, f in batch if not f.done()]
+            live = self._take()
             if not live:
                 continue
-            self.calls += 1
+            self.calls, self.running = self.calls + 1, len(live)
+            start = time.monotonic()
             try:
                 results = await run_in_threadpool(self.scorer.score, [r for r, _ in live])
             except Exception as exc:  # noqa: BLE001 - handed to the waiting requests
@@ -113,17 +162,29 @@ class MicroBatcher:
                     if not f.done():
                         f.set_exception(exc)
                 continue
+            finally:
+                self.running = 0
+            per_record = (time.monotonic() - start) / len(live)
+            old = self.seconds_per_record
+            self.seconds_per_record = per_record if old is None else 0.7 * old + 0.3 * per_record
             for (_, f), result in zip(live, results):
                 if not f.done():
                     f.set_result(result)
 
 
+@dataclass(eq=False)
+class Chunk:
+    """Records of one request queued together, with the request's deadline (monotonic seconds)."""
+
+    deadline: float
+
+
 class RequestError(Exception):
     """A request the service refuses: the HTTP status and a one-line reason (``{"detail": ...}`` in the reply)."""
 
-    def __init__(self, status: int, detail: str):
+    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None):
         super().__init__(detail)
-        self.status, self.detail = status, detail
+        self.status, self.detail, self.headers = status, detail, headers
 
 
 class RecordTooLarge(FLRError):
@@ -157,12 +218,15 @@ def _micro_batching(limits: ServiceLimits, scorer: BaseScorer) -> bool:
     return model is not None and next(model.parameters()).device.type == "cuda"
 
 
-Disconnected = Callable[[], Awaitable[bool]]  # the request's is_disconnected
-
-
 class RewardService:
-    """One scorer served to concurrent requests within :class:`ServiceLimits`: with a lock per chunk, or through a
-    :class:`MicroBatcher` that merges the chunks of concurrent requests."""
+    """One scorer served to concurrent requests within :class:`ServiceLimits`, through a :class:`Scheduler` that
+    scores one chunk at a time or merges the chunks of concurrent requests.
+
+    Admission: a request starts only if it can finish before its deadline (``request_timeout`` from its arrival),
+    judged from the measured seconds per record and the records queued ahead, and only while fewer than
+    ``max_queue`` requests are in; otherwise 503 at once, with Retry-After. A request stops waiting (and its
+    records are dropped unscored) when its deadline passes (503), its client goes (499) or the service shuts down
+    (503)."""
 
     def __init__(
         self,
@@ -173,10 +237,10 @@ class RewardService:
     ):
         self.scorer, self.limits = scorer, limits or ServiceLimits()
         self.api_key, self.query_template = api_key, query_template
-        self.lock = asyncio.Lock()  # one model: one chunk at a time, requests interleave between chunks
-        self.batcher = (
-            MicroBatcher(scorer, self.limits.batch_records) if _micro_batching(self.limits, scorer) else None
-        )
+        merge = _micro_batching(self.limits, scorer)
+        self.scheduler = Scheduler(scorer, merge, self.limits.batch_records if merge else self.limits.chunk_records)
+        self.active = 0  # requests admitted and not yet answered
+        self.closing = False
 
     def check_headers(self, headers: Mapping[str, str]) -> None:
         """Token and declared size, before the body is read (401, 413)."""
@@ -188,14 +252,24 @@ class RewardService:
         if size is not None and size.isdigit() and int(size) > self.limits.max_request_bytes:
             raise RequestError(413, f"at most {self.limits.max_request_bytes} bytes per request")
 
-    def health(self) -> dict:
+    def info(self) -> dict:
+        """``GET /info`` (behind the token): the scorer, the limits and the queue."""
         return {
-            "status": "ok",
             "scorer": self.scorer.describe(),
             "fingerprint": self.scorer.fingerprint(),
             "limits": vars(self.limits),
-            "scoring_calls": self.batcher.calls if self.batcher is not None else None,
+            "micro_batching": self.scheduler.merge,
+            "scoring_calls": self.scheduler.calls,
+            "requests_in": self.active,
+            "records_queued": self.scheduler.backlog(),
+            "seconds_per_record": self.scheduler.seconds_per_record,
+            "closing": self.closing,
         }
+
+    def close(self) -> None:
+        """Stop taking work (SIGTERM): new and queued requests get 503, the running model call finishes."""
+        self.closing = True
+        self.scheduler.close()
 
     def parse(self, body: bytes) -> dict:
         """The request's JSON object (413, 422)."""
@@ -209,20 +283,21 @@ class RewardService:
             raise RequestError(422, "expected a JSON object")
         return payload
 
-    async def score(self, payload: dict, disconnected: Disconnected, started: float) -> dict:
-        """``POST /score``: ``{records: [{prompt, response}]}`` -> rewards, categories, truncated."""
+    async def score(self, payload: dict, gone: asyncio.Future, started: float) -> dict:
+        """``POST /score``: ``{records: [{prompt, response}]}`` -> rewards, categories, truncated. ``gone`` completes
+        when the client disconnects; ``started`` is the request's arrival (monotonic seconds)."""
         records = payload.get("records")
         if not isinstance(records, list):
             raise RequestError(422, 'expected {"records": [{prompt, response}, ...]}')
         self._check_count(len(records), "records")
-        results = await self._score_records(records, disconnected, started)
+        results = await self._score_records(records, gone, started)
         return {
             "rewards": [r.reward for r in results],
             "categories": [r.categories for r in results],
             "truncated": [r.truncated for r in results],
         }
 
-    async def get_reward(self, payload: dict, disconnected: Disconnected, started: float) -> dict:
+    async def get_reward(self, payload: dict, gone: asyncio.Future, started: float) -> dict:
         """``POST /get_reward``, OpenRLHF's remote reward model API: ``{query: [full texts], prompts?: [prompt
         texts]}`` -> ``{rewards}``."""
         from flr.kernel.chat import split_query
@@ -239,16 +314,50 @@ class RewardService:
             ]
         except ValueError as exc:
             raise RequestError(422, str(exc)) from None
-        results = await self._score_records(records, disconnected, started)
+        results = await self._score_records(records, gone, started)
         return {"rewards": [r.reward for r in results]}
 
     def _check_count(self, n: int, what: str) -> None:
         if n > self.limits.max_records:
-            raise RequestError(413, f"at most {self.limits.max_records} {what} per request, got {n}")
+            raise RequestError(
+                413, f"at most {self.limits.max_records} {what} per request, got {n}", self._fewer(n, n)
+            )
 
-    async def _score_records(self, records: list, disconnected: Disconnected, started: float) -> list:
-        """Results for the records, checked first, then scored chunk by chunk; stops at a chunk boundary when the
-        client has gone (499) or the time limit has passed (503)."""
+    def _admit(self, n: int, deadline: float) -> None:
+        """Refuse at once (503 + Retry-After) a request that cannot finish by its deadline, rather than let it wait
+        for nothing; before the first scoring call nothing is measured and only ``max_queue`` applies."""
+        if self.closing:
+            raise RequestError(503, "the service is shutting down", {"Retry-After": "5"})
+        per_record, ahead = self.scheduler.seconds_per_record, self.scheduler.backlog()
+        if self.active >= self.limits.max_queue:
+            wait = ahead * (per_record or 1.0)
+            raise RequestError(
+                503, f"busy: {self.active} requests in (--max-queue {self.limits.max_queue})", _retry_after(wait)
+            )
+        if per_record is None:
+            return
+        if n * per_record > self.limits.request_timeout:
+            raise RequestError(
+                503,
+                f"{n} records take about {n * per_record:.0f} s here, more than {self.limits.request_timeout:g} s: "
+                "send fewer records",
+                self._fewer(n, max(int(self.limits.request_timeout / per_record), 1)),
+            )
+        if time.monotonic() + (ahead + n) * per_record > deadline:
+            raise RequestError(
+                503,
+                f"busy: about {ahead * per_record:.0f} s of work queued ahead, the request would not finish within "
+                f"{self.limits.request_timeout:g} s",
+                _retry_after(ahead * per_record),
+            )
+
+    @staticmethod
+    def _fewer(n: int, fits: int) -> dict[str, str]:
+        """The hint a client splits on: how many records one request may carry (413 or a 503 that asks for fewer)."""
+        return {"FLR-Max-Records": str(max(min(fits, n - 1), 1))}
+
+    async def _score_records(self, records: list, gone: asyncio.Future, started: float) -> list:
+        """Results for the records: checked first, admitted (or refused at once), then scored chunk by chunk."""
         from flr.errors import InputError
 
         try:
@@ -257,35 +366,48 @@ class RewardService:
             raise RequestError(413, str(exc)) from None
         except InputError as exc:
             raise RequestError(422, str(exc)) from None
-        results, step = [], self.limits.chunk_records
-        for start in range(0, len(records), step):
-            if await disconnected():
-                raise RequestError(499, "client disconnected")
-            if time.monotonic() - started > self.limits.request_timeout:
-                raise self._too_slow()
-            try:
-                results += await self._score_chunk(records[start : start + step], started)
-            except FLRError as exc:
-                raise RequestError(422, str(exc)) from None
-        return results
-
-    async def _score_chunk(self, chunk: list[dict], started: float) -> list:
-        from fastapi.concurrency import run_in_threadpool
-
-        if self.batcher is None:
-            async with self.lock:
-                return await run_in_threadpool(self.scorer.score, chunk)
-        futures = self.batcher.submit(chunk)
-        remaining = max(self.limits.request_timeout - (time.monotonic() - started), 0.001)
+        deadline = started + self.limits.request_timeout
+        self._admit(len(records), deadline)
+        self.active += 1
         try:
-            return await asyncio.wait_for(asyncio.gather(*futures), timeout=remaining)
-        except TimeoutError:
-            for f in futures:
-                f.cancel()  # not yet started: the worker skips them
-            raise self._too_slow() from None
+            results, step = [], self.limits.chunk_records
+            for start in range(0, len(records), step):
+                try:
+                    results += await self._score_chunk(records[start : start + step], gone, deadline)
+                except FLRError as exc:
+                    raise RequestError(422, str(exc)) from None
+            return results
+        finally:
+            self.active -= 1
 
-    def _too_slow(self) -> RequestError:
-        return RequestError(503, f"request took longer than {self.limits.request_timeout:g} s; send fewer records")
+    async def _score_chunk(self, chunk: list[dict], gone: asyncio.Future, deadline: float) -> list:
+        """Queue the chunk and wait for its results, its deadline or its client's leaving, whichever comes first;
+        on the last two its queued records are dropped (cancelled futures: the scheduler skips them)."""
+        if gone.done():
+            raise RequestError(499, "client disconnected")
+        if time.monotonic() >= deadline:
+            raise self._too_slow(len(chunk))
+        waiting = asyncio.gather(*self.scheduler.submit(chunk, Chunk(deadline)))
+        done, _ = await asyncio.wait(
+            {waiting, gone}, timeout=deadline - time.monotonic(), return_when=asyncio.FIRST_COMPLETED
+        )
+        if waiting in done:
+            return waiting.result()
+        waiting.cancel()
+        if gone.done():
+            raise RequestError(499, "client disconnected")
+        raise self._too_slow(len(chunk))
+
+    def _too_slow(self, n: int) -> RequestError:
+        return RequestError(
+            503,
+            f"request took longer than {self.limits.request_timeout:g} s; retry later or send fewer records",
+            _retry_after(self.scheduler.backlog() * (self.scheduler.seconds_per_record or 0.0)),
+        )
+
+
+def _retry_after(seconds: float) -> dict[str, str]:
+    return {"Retry-After": str(max(math.ceil(seconds), 1))}
 
 
 def create_app(
