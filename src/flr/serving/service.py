@@ -111,9 +111,10 @@ class Scheduler:
         loop = asyncio.get_running_loop()
         if self.closed:
             raise RequestError(503, "the service is shutting down", {"Retry-After": "5"})
-        if self.ready is None:
+        if self.worker is None or self.worker.done() or self.worker.get_loop() is not loop:
+            # first request, or a new event loop (a test client runs each request on its own): a fresh worker
+            self.queue.clear()
             self.ready = asyncio.Event()
-        if self.worker is None or self.worker.done():
             self.worker = loop.create_task(self._run())
         futures = [loop.create_future() for _ in records]
         self.queue.extend((record, future, chunk) for record, future in zip(records, futures))
