@@ -104,6 +104,8 @@ def serve(app: FastAPI, host: str, port: int, shutdown_timeout: float) -> None:
 
         async def shutdown(self, sockets=None):
             service.close()
+            # a running call still unfinished near the timeout: its requests get 503 before uvicorn cancels them
+            asyncio.get_running_loop().call_later(max(shutdown_timeout - 1.5, 0), service.scheduler.abandon)
             await super().shutdown(sockets)
 
     config = uvicorn.Config(app, host=host, port=port, timeout_graceful_shutdown=max(shutdown_timeout - 1, 0.5))

@@ -99,13 +99,13 @@ class Scheduler:
         self.ready: asyncio.Event | None = None
         self.worker: asyncio.Task | None = None
         self.calls = 0  # scoring calls made (/info and the tests)
-        self.running = 0  # records in the model call now
+        self.running: list[asyncio.Future] = []  # the futures of the model call now
         self.seconds_per_record: float | None = None  # moving average of the calls so far; None before the first
         self.closed = False
 
     def backlog(self) -> int:
         """Records ahead of a newcomer: in the running call, and queued by requests still waiting."""
-        return self.running + sum(not f.done() for _, f, _ in self.queue)
+        return len(self.running) + sum(not f.done() for _, f, _ in self.queue)
 
     def submit(self, records: list[dict], chunk: Chunk) -> list[asyncio.Future]:
         loop = asyncio.get_running_loop()
@@ -127,6 +127,13 @@ class Scheduler:
         error = RequestError(503, "the service is shutting down", {"Retry-After": "5"})
         while self.queue:
             _, future, _ = self.queue.popleft()
+            if not future.done():
+                future.set_exception(error)
+
+    def abandon(self) -> None:
+        """Shutdown, out of time: the running call's requests get 503 now (the call itself cannot be stopped)."""
+        error = RequestError(503, "the service is shutting down; the scoring call did not finish in time")
+        for future in self.running:
             if not future.done():
                 future.set_exception(error)
 
@@ -154,7 +161,7 @@ class Scheduler:
             live = self._take()
             if not live:
                 continue
-            self.calls, self.running = self.calls + 1, len(live)
+            self.calls, self.running = self.calls + 1, [f for _, f in live]
             start = time.monotonic()
             try:
                 results = await run_in_threadpool(self.scorer.score, [r for r, _ in live])
@@ -164,7 +171,7 @@ class Scheduler:
                         f.set_exception(exc)
                 continue
             finally:
-                self.running = 0
+                self.running = []
             per_record = (time.monotonic() - start) / len(live)
             old = self.seconds_per_record
             self.seconds_per_record = per_record if old is None else 0.7 * old + 0.3 * per_record
@@ -394,7 +401,8 @@ class RewardService:
         )
         if waiting in done:
             return waiting.result()
-        waiting.cancel()
+        waiting.cancel()  # its futures: the scheduler skips them
+        waiting.add_done_callback(lambda f: f.cancelled() or f.exception())  # nobody waits for it any more
         if gone.done():
             raise RequestError(499, "client disconnected")
         raise self._too_slow(len(chunk))
