@@ -210,9 +210,18 @@ serve(create_app(Slow(), limits=ServiceLimits(chunk_records=1)), "127.0.0.1", in
 """
 
 
-@pytest.mark.parametrize(("call_seconds", "shutdown_timeout"), [(1.5, 8.0), (120.0, 2.0)])
+def queued(url: str, records: int) -> None:
+    """Wait until the server has ``records`` records running or queued."""
+    for _ in range(WAIT * 10):
+        if httpx.get(f"{url}/info", timeout=WAIT).json()["records_queued"] == records:
+            return
+        time.sleep(0.1)
+    pytest.fail(f"never {records} records queued")
+
+
+@pytest.mark.parametrize(("call_seconds", "shutdown_timeout"), [(4.0, 8.0), (120.0, 2.0)])
 def test_sigterm_with_a_queue_answers_503_and_exits_in_bounded_time(call_seconds, shutdown_timeout, tmp_path):
-    """A model call of 1.5 s finishes and is answered; one of 120 s cannot: its request gets 503 and the process
+    """A model call of 4 s finishes and is answered; one of 120 s cannot: its request gets 503 and the process
     exits without it at the shutdown timeout. Queued requests get 503 at once either way."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
     from bench_soak import free_port, wait_ready
@@ -236,13 +245,7 @@ def test_sigterm_with_a_queue_answers_503_and_exits_in_bounded_time(call_seconds
         threads = [threading.Thread(target=post, args=(i,)) for i in range(4)]
         for t in threads:
             t.start()
-        for _ in range(WAIT * 10):  # until all four are in: one running, three queued
-            info = httpx.get(f"http://127.0.0.1:{port}/info", timeout=WAIT).json()
-            if info["records_queued"] == 4:
-                break
-            time.sleep(0.1)
-        else:
-            pytest.fail("the requests never queued")
+        queued(f"http://127.0.0.1:{port}", 4)  # one running, three queued
         start = time.monotonic()
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=WAIT)
@@ -258,6 +261,36 @@ def test_sigterm_with_a_queue_answers_503_and_exits_in_bounded_time(call_seconds
         assert statuses == [200, 503, 503, 503]  # the running call finished and was answered
     else:
         assert statuses == [503, 503, 503, 503]  # the running call's request too, and the process left without it
+
+
+def test_a_client_that_closes_its_connection_is_not_scored_by_a_real_server():
+    """The same with uvicorn: the server notices the closed socket while the request waits, and drops it."""
+    import socket
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from bench_soak import free_port, wait_ready
+
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    process = subprocess.Popen([sys.executable, "-c", SLOW_SERVER, str(port), "3.0", "5"], env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(port, process, WAIT)
+        first = threading.Thread(target=httpx.post, args=(f"{url}/score",), kwargs={"json": {"records": [rec("a")]}})
+        first.start()
+        queued(url, 1)  # "a" is running
+        body = json.dumps({"records": [rec("b")]}).encode()
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            head = (
+                f"POST /score HTTP/1.1\r\nHost: flr\r\nContent-Type: application/json\r\nContent-Length: {len(body)}"
+            )
+            sock.sendall(head.encode() + b"\r\n\r\n" + body)
+            queued(url, 2)  # "b" waits behind it; then its client leaves
+        first.join(WAIT)
+        assert httpx.get(f"{url}/info").json()["scoring_calls"] == 1  # "b" left before its turn: never scored
+    finally:
+        process.kill()
+        process.wait()
 
 
 # -- clients that back off ----------------------------------------------------------------------------------------
