@@ -41,7 +41,12 @@ class ServiceLimits:
     max_record_chars: int = field(
         default=32_000, metadata={"help": "Characters of prompt + response per record (413 above)."}
     )
-    chunk_records: int = field(default=8, metadata={"help": "Records scored per model call; the lock is per chunk."})
+    chunk_records: int = field(
+        default=8,
+        metadata={
+            "help": "Records scored per model call; without micro-batching, requests take turns chunk by chunk."
+        },
+    )
     request_timeout: float = field(
         default=120.0,
         metadata={
@@ -52,7 +57,10 @@ class ServiceLimits:
     )
     max_queue: int = field(
         default=256,
-        metadata={"help": "Requests waiting or running at once, at most; more get 503 and Retry-After at once."},
+        metadata={
+            "help": "Requests waiting or running at once, at most; more get 503 and Retry-After at once (the only "
+            "bound before the first scoring call has measured the seconds per record)."
+        },
     )
     micro_batch: str = field(
         default="auto",
