@@ -82,3 +82,24 @@ def provenance_text(summary: dict[str, Any]) -> str:
         f"flr {prov.get('versions', {}).get('flr', '?')} (commit {str(prov.get('git_commit') or '-')[:12]}); "
         f"command: `{prov.get('command', '')}`; device: {prov.get('device', '?')}"
     )
+
+
+def variant_text(summary: dict[str, Any]) -> str:
+    """One line of a report saying which reward variant produced its numbers: FLR's follow-up set and rule
+    (contrast, calibration, length term) and any length or style debiasing, from the configs the run recorded."""
+    configs = summary.get("provenance", {}).get("config", {})
+    scorer = configs.get("ScorerConfig", {})
+    parts = [f"follow-ups `{scorer.get('followups') or 'default'}`"]
+    if scorer.get("contrast", "none") != "none":
+        source = f" from `{scorer['contrast_file']}`" if scorer.get("contrast_file") else ""
+        parts.append(f"contrast `{scorer['contrast']}`{source} (reward minus reward of the edited response)")
+    if scorer.get("calibration", "none") != "none":
+        parts.append(f"calibration `{scorer['calibration']}`")
+    if scorer.get("length_term"):
+        parts.append("fitted length term")
+    for config in configs.values():
+        for flag in ("length_debias", "style_debias"):
+            if config.get(flag, "none") != "none":
+                parts.append(f"{flag.replace('_', '-')} `{config[flag]}` (every scorer but length)")
+    plain = len(parts) == 1
+    return "reward variant: " + "; ".join(parts) + (" (the paper's rule)" if plain else "")

@@ -61,7 +61,7 @@ def main(args) -> int:
     complete = already_complete(job, data, key)
     if complete is not None:
         note = ""
-        if job.length_debias != "none":  # the debiased rewards need no model either
+        if job.debiased:  # the debiased rewards need no model either
             note = "; " + _debias_note(debias_output(job, data, output_prefix(job.scorer)))
         print(f"flr score: every record is already scored ({complete} in {job.output}){note or '; nothing to do'}")
         return 0
@@ -78,6 +78,11 @@ def main(args) -> int:
 
 
 def _debias_note(info: dict) -> str:
+    if info.get("style"):
+        where = "over all responses" if info["mode"] == "batch" else "within prompts"
+        return f"style-debiased {where} ({info['n']} responses)"
+    if info["mode"] == "lowess":
+        return f"length-calibrated by LOWESS over {info['n']} responses"
     if info["mode"] == "batch":
         return f"length-debiased over {info['n']} responses (slope {info['slope']:.3g} per log character)"
     return (

@@ -231,74 +231,119 @@ def length_agreement(chosen_scores, rejected_scores, len_chosen, len_rejected) -
     return {"share": float(same.mean()), "n": n}
 
 
-def _oriented(margin: np.ndarray, log_ratio: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _oriented(margin: np.ndarray, covariates: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Pairs as (features, label) rows with a seeded half of them flipped (features negated, label 0): the same
-    likelihood as mirroring every pair, with n rows, so standard errors are those of n pairs, not 2n."""
+    likelihood as mirroring every pair, with n rows, so standard errors are those of n pairs, not 2n. The margin
+    is the last column."""
     flip = np.random.default_rng(seed).random(len(margin)) < 0.5
     sign = np.where(flip, -1.0, 1.0)
-    features = np.column_stack([log_ratio, margin]) * sign[:, None]
+    features = np.column_stack([covariates.reshape(len(margin), -1), margin]) * sign[:, None]
     return features, (~flip).astype(int)
 
 
-def beyond_length(
-    chosen_scores, rejected_scores, len_chosen, len_rejected, *, folds: int = 5, level: float = 0.95, seed: int = 0
+def signal_beyond(
+    chosen_scores, rejected_scores, covariates, *, folds: int = 5, level: float = 0.95, seed: int = 0
 ) -> dict:
-    """The signal beyond length: a logistic regression of the human preference on the log length ratio and the
-    standardized reward margin, no intercept (a pair read either way round gives the mirrored row).
-
-    Returns the reward's coefficient (per standard deviation of the margin) with a Wald CI, the length
-    coefficient, and the cross-validated accuracy of length + reward against length alone. Pairs with a NaN score
-    or an empty response are left out; numbers are None when fewer than ``MIN_PAIRS_FOR_REGRESSION`` remain or
-    the margin is constant.
-    """
+    """The reward's signal beyond ``covariates`` (``[n, k]``, chosen minus rejected): a logistic regression of the
+    human preference on the covariates and the standardized reward margin, no intercept (a pair read either way
+    round gives the mirrored row). Returns the reward's coefficient (per SD of the margin) with a Wald CI, the
+    covariates' coefficients, and the cross-validated accuracy of covariates + reward against covariates alone.
+    Pairs with a NaN score or covariate are left out; numbers are None when fewer than ``MIN_PAIRS_FOR_REGRESSION``
+    remain or the margin is constant. A covariate that is 0 for every pair is dropped from the fit."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_score
 
     margin = _array(chosen_scores) - _array(rejected_scores)
-    lc, lr = _array(len_chosen), _array(len_rejected)
-    _same_length(margin, lc, lr)
-    keep = np.isfinite(margin) & (lc > 0) & (lr > 0)
-    margin, log_ratio = margin[keep], np.log(lc[keep] / lr[keep])
+    cov = np.asarray(covariates, dtype=float).reshape(len(margin), -1)
+    keep = np.isfinite(margin) & np.all(np.isfinite(cov), axis=1)
+    margin, cov = margin[keep], cov[keep]
+    used = np.any(cov != 0, axis=0)
     n = len(margin)
-    out = {"n": n, "coef": None, "ci": None, "length_coef": None, "cv_accuracy": None, "cv_accuracy_length": None}
+    out = {
+        "n": n,
+        "coef": None,
+        "ci": None,
+        "covariate_coefs": None,
+        "cv_accuracy": None,
+        "cv_accuracy_covariates": None,
+    }
     scale = float(np.sqrt(np.mean(margin**2))) if n else 0.0  # the margin's SD about zero (mirrored pairs)
     if n < MIN_PAIRS_FOR_REGRESSION or scale == 0:
         return out
-    X, y = _oriented(margin / scale, log_ratio, seed)
+    X, y = _oriented(margin / scale, cov[:, used], seed)
     if y.min() == y.max():  # a seeded flip that left one class (only possible for tiny n)
         return out
     model = LogisticRegression(C=1e6, fit_intercept=False, max_iter=1000).fit(X, y)  # C: effectively unpenalised
     w = model.coef_[0]
     p = model.predict_proba(X)[:, 1]
     fisher = (X * (p * (1 - p))[:, None]).T @ X
-    try:  # length and reward collinear: no CI
+    try:  # a covariate collinear with the reward: no CI
         with np.errstate(invalid="ignore"):
             se = np.sqrt(np.diag(np.linalg.inv(fisher)))
     except np.linalg.LinAlgError:
-        se = np.full(2, np.nan)
+        se = np.full(X.shape[1], np.nan)
     z = stats.norm.ppf(0.5 + level / 2)
     cv = StratifiedKFold(n_splits=min(folds, int(min(np.bincount(y)))), shuffle=True, random_state=seed)
     plain = LogisticRegression(C=1e6, fit_intercept=False, max_iter=1000)
+    coefs = np.zeros(cov.shape[1])
+    coefs[used] = w[:-1]
     out.update(
-        coef=float(w[1]),
-        ci=[float(w[1] - z * se[1]), float(w[1] + z * se[1])] if np.isfinite(se[1]) else None,
-        length_coef=float(w[0]),
+        coef=float(w[-1]),
+        ci=[float(w[-1] - z * se[-1]), float(w[-1] + z * se[-1])] if np.isfinite(se[-1]) else None,
+        covariate_coefs=[float(c) for c in coefs],
         cv_accuracy=float(cross_val_score(plain, X, y, cv=cv).mean()),
-        cv_accuracy_length=float(cross_val_score(plain, X[:, :1], y, cv=cv).mean()),
+        cv_accuracy_covariates=float(cross_val_score(plain, X[:, :-1], y, cv=cv).mean()) if used.any() else None,
     )
     return out
 
 
-def length_control_report(
-    chosen_scores, rejected_scores, len_chosen, len_rejected, ratio: float = 1.25, seed: int = 0
+def beyond_length(
+    chosen_scores, rejected_scores, len_chosen, len_rejected, *, folds: int = 5, level: float = 0.95, seed: int = 0
 ) -> dict:
-    """Every length-controlled number of one scorer on one set of pairs (see the three functions it calls)."""
+    """The signal beyond length: :func:`signal_beyond` with the log length ratio as the one covariate (pairs with
+    an empty response are left out). Keys: n, coef, ci, length_coef, cv_accuracy, cv_accuracy_length."""
+    lc, lr = _array(len_chosen), _array(len_rejected)
+    margin = _array(chosen_scores) - _array(rejected_scores)
+    _same_length(margin, lc, lr)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_ratio = np.where((lc > 0) & (lr > 0), np.log(lc / np.where(lr > 0, lr, 1)), np.nan)
+    out = signal_beyond(chosen_scores, rejected_scores, log_ratio, folds=folds, level=level, seed=seed)
+    coefs = out.pop("covariate_coefs")
+    out["length_coef"] = coefs[0] if coefs else None
+    out["cv_accuracy_length"] = out.pop("cv_accuracy_covariates")
+    return out
+
+
+def beyond_style(chosen_scores, rejected_scores, style_chosen, style_rejected, *, seed: int = 0) -> dict:
+    """The signal beyond style: :func:`signal_beyond` with the style vectors' differences (chosen minus rejected;
+    :data:`flr.patterns.STYLE_FEATURES`: log length, markdown headers, list items, bold spans, opener, closer,
+    bait question) as covariates, as Chatbot Arena's style control does. ``covariate_coefs`` follow that order."""
+    diff = np.asarray(style_chosen, dtype=float) - np.asarray(style_rejected, dtype=float)
+    return signal_beyond(chosen_scores, rejected_scores, diff, seed=seed)
+
+
+def length_control_report(
+    chosen_scores,
+    rejected_scores,
+    len_chosen,
+    len_rejected,
+    ratio: float = 1.25,
+    seed: int = 0,
+    *,
+    style_chosen=None,
+    style_rejected=None,
+) -> dict:
+    """Every length-controlled number of one scorer on one set of pairs (see the functions it calls), and the
+    signal beyond style when the pairs' style vectors are given."""
     args = (chosen_scores, rejected_scores, len_chosen, len_rejected)
-    return {
+    out = {
         "matched": matched_accuracy(*args, ratio=ratio, seed=seed),
         "length_agreement": length_agreement(*args),
         "beyond_length": beyond_length(*args, seed=seed),
     }
+    if style_chosen is not None:
+        out["beyond_style"] = beyond_style(chosen_scores, rejected_scores, style_chosen, style_rejected, seed=seed)
+    return out
 
 
 def partial_spearman(x, y, control) -> dict:

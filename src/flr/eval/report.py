@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from flr.provenance import provenance_text
+from flr.provenance import provenance_text, variant_text
 
 NOT_TARGETS = ("model_means", "model_mean_lengths", "length_control")
 
@@ -77,13 +77,14 @@ def _matched_cell(metrics: dict) -> str:
     return f"{_with_ci(m)} (n={m['n']})"
 
 
-def _beyond_cell(metrics: dict) -> str:
-    b = _lc(metrics, "beyond_length")
+def _beyond_cell(metrics: dict, key: str = "beyond_length") -> str:
+    b = _lc(metrics, key)
     if not b or b.get("coef") is None:
         return f"– (n={b['n']})" if b else "–"
     ci = b.get("ci")
     ci_text = f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else " [no CI]"
-    return f"{b['coef']:+.2f}{ci_text}; {_fmt(b['cv_accuracy'])} vs {_fmt(b['cv_accuracy_length'])}"
+    alone = b.get("cv_accuracy_length", b.get("cv_accuracy_covariates"))
+    return f"{b['coef']:+.2f}{ci_text}; {_fmt(b['cv_accuracy'])} vs {_fmt(alone)}"
 
 
 def length_control_tables(merged: dict) -> list[str]:
@@ -111,6 +112,13 @@ def length_control_tables(merged: dict) -> list[str]:
             "human label on log length ratio + margin; then cross-validated accuracy of length + reward vs length "
             "alone, %",
             _beyond_cell,
+        ),
+        (
+            "Signal beyond style: the reward margin's coefficient (per SD) [95% CI] with the differences of the style "
+            "vector (log length, markdown headers, list items, bold spans, opener, closer, bait question) as "
+            "covariates, as Chatbot Arena's style control; then cross-validated accuracy of style + reward vs style "
+            "alone, %",
+            lambda m: _beyond_cell(m, "beyond_style"),
         ),
     ]
     lines = ["## Length control\n"]
@@ -282,6 +290,7 @@ def write_report(out_dir: Path, summaries: list[dict], data_dir: str | None = No
             f"- model: `{s.get('model')}`; scorers: {', '.join(s['scorers'])}; follow-ups: `{followups}`; "
             f"data: `{s.get('data_dir') or '-'}`; {provenance_text(s)}"
         )
+        parts.append(f"  - {variant_text(s)}")
     parts.append("")
     parts.append(markdown_table(merged))
     if plot_accuracy(merged, out_dir / "accuracy.png", _title(summaries)):

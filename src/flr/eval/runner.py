@@ -36,10 +36,11 @@ from flr.eval.metrics import (
     rating_correlations,
     system_correlations,
 )
+from flr.patterns import style_matrix
 from flr.provenance import write_summary
 from flr.records import read_records, seeded_sample, write_json, write_jsonl
 from flr.scorers.cache import open_cache, score_with_cache, text_key
-from flr.scorers.debias import DEBIAS_HELP, check_mode, debias
+from flr.scorers.debias import DEBIAS_HELP, STYLE_HELP, check_mode, debias_requests
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +107,14 @@ class EvalConfig:
         metadata={
             "help": "Evaluate length-debiased rewards of every scorer but length, fitted per benchmark over its "
             "responses: " + DEBIAS_HELP,
+            "choices": ["none", "batch", "prompt", "lowess"],
+        },
+    )
+    style_debias: str = field(
+        default="none",
+        metadata={
+            "help": "Evaluate style-debiased rewards of every scorer but length, fitted per benchmark over its "
+            "responses: " + STYLE_HELP,
             "choices": ["none", "batch", "prompt"],
         },
     )
@@ -121,7 +130,7 @@ class EvalConfig:
         self.benchmarks, self.scorers = split_list(self.benchmarks), split_list(self.scorers)
         if self.limit is not None and self.limit < 1:
             raise FLRError(f"--limit must be at least 1, got {self.limit}")
-        check_mode(self.length_debias)
+        check_mode(self.length_debias, style=self.style_debias)
         if self.html_pairs < 0:
             raise FLRError(f"--html-pairs must be at least 0, got {self.html_pairs}")
         if not self.length_ratio > 1:
@@ -194,6 +203,8 @@ def evaluate_benchmark(
         len_c = [length_of(r["chosen"]) for r in records]
         len_r = [length_of(r["rejected"]) for r in records]
         matched = length_matched(len_c, len_r, length_ratio)
+        style_c = style_matrix([r["chosen"] for r in records], len_c)
+        style_r = style_matrix([r["rejected"] for r in records], len_r)
     for name, table in scores.items():
 
         def reward(prompt, response, table=table):
@@ -204,7 +215,14 @@ def evaluate_benchmark(
             rejected = [reward(r["prompt"], r["rejected"]) for r in records]
             metrics[name] = pairwise_report(chosen, rejected, [r.get("subset", "all") for r in records], seed=seed)
             metrics[name]["length_control"] = length_control_report(
-                chosen, rejected, len_c, len_r, ratio=length_ratio, seed=seed
+                chosen,
+                rejected,
+                len_c,
+                len_r,
+                ratio=length_ratio,
+                seed=seed,
+                style_chosen=style_c,
+                style_rejected=style_r,
             )
             categories = _category_accuracy(records, table)
             if categories:
@@ -234,6 +252,7 @@ def evaluate_benchmark(
         row = {k: r[k] for k in ("id", "subset", "model") if k in r}
         if kind == "pairwise":
             row["lengths"] = {"chosen": len_c[i], "rejected": len_r[i]}
+            row["style"] = {"chosen": style_c[i].tolist(), "rejected": style_r[i].tolist()}
             row["length_matched"] = bool(matched[i])
         for name, table in scores.items():
             if kind == "pairwise":
@@ -246,14 +265,13 @@ def evaluate_benchmark(
     return rows, metrics
 
 
-def debiased(table: dict, keys: list[str], lengths: list[int], prompts: list[str], mode: str) -> dict:
-    """``table`` (text key -> ScoreResult) with the reward of each of ``keys`` replaced by its length-debiased value
-    (:func:`flr.scorers.debias.debias`) fitted over this benchmark's responses (their ``lengths``, grouped by
-    ``prompts`` for mode 'prompt')."""
+def debiased(table: dict, requests: list[tuple], **fit) -> dict:
+    """``table`` (text key -> ScoreResult) with each request's reward replaced by its length- or style-debiased
+    value (:func:`flr.scorers.debias.debias_requests`), fitted over this benchmark's responses."""
     from dataclasses import replace
 
-    values, _ = debias([table[k].reward for k in keys], lengths, mode, prompts)
-    return {**table, **{k: replace(table[k], reward=float(v)) for k, v in zip(keys, values)}}
+    values = debias_requests({k: table[k].reward for k, _ in requests}, requests, **fit)
+    return {**table, **{k: replace(table[k], reward=v) for k, v in values.items()}}
 
 
 def pooled_length_control(rows_by_benchmark: dict[str, list[dict]], scorers, ratio: float, seed: int = 0) -> dict:
@@ -263,13 +281,24 @@ def pooled_length_control(rows_by_benchmark: dict[str, list[dict]], scorers, rat
         return {}
     len_c = [r["lengths"]["chosen"] for r in rows]
     len_r = [r["lengths"]["rejected"] for r in rows]
+    has_style = all("style" in r for r in rows)
+    style = {side: [r["style"][side] for r in rows] if has_style else None for side in ("chosen", "rejected")}
     out = {}
     for name in scorers:
         chosen = [r[name]["chosen"] for r in rows]
         rejected = [r[name]["rejected"] for r in rows]
         out[name] = {
             **pairwise_report(chosen, rejected, seed=seed),
-            "length_control": length_control_report(chosen, rejected, len_c, len_r, ratio=ratio, seed=seed),
+            "length_control": length_control_report(
+                chosen,
+                rejected,
+                len_c,
+                len_r,
+                ratio=ratio,
+                seed=seed,
+                style_chosen=style["chosen"],
+                style_rejected=style["rejected"],
+            ),
         }
         out[name].pop("subsets", None)
     return out
@@ -316,13 +345,10 @@ def run_eval(
             if label in results:
                 raise FLRError(f"benchmark '{name}' is given twice")
             scores = {s: score_with_cache(scorer, requests, cache, f"{label} [{s}]") for s, scorer in scorers.items()}
-            if config.length_debias != "none":  # measured once per benchmark, whatever the number of scorers
-                keys = [k for k, _ in requests]
-                lengths = [length_of(r) for _, (_, r) in requests]
-                prompts = [text_key(p, "") for _, (p, _) in requests]
+            if config.length_debias != "none" or config.style_debias != "none":
+                fit = {"mode": config.length_debias, "style": config.style_debias, "length_of": length_of}
                 scores = {  # the length baseline stays itself: debiased, nothing would be left
-                    s: t if s == "length" else debiased(t, keys, lengths, prompts, config.length_debias)
-                    for s, t in scores.items()
+                    s: t if s == "length" else debiased(t, requests, **fit) for s, t in scores.items()
                 }
             targets = load_targets(name, config.data_dir) if kind == "system" else None
             rows, metrics = evaluate_benchmark(

@@ -30,9 +30,10 @@ from flr.perturbations import (  # noqa: F401 - older users' perturbation files 
     prompt_text,
     select_perturbations,
 )
-from flr.provenance import provenance_text, write_summary
+from flr.provenance import provenance_text, variant_text, write_summary
 from flr.records import seeded_sample, write_jsonl
 from flr.scorers.cache import open_cache, score_with_cache, text_key
+from flr.scorers.debias import DEBIAS_HELP, STYLE_HELP, check_mode, debias_requests
 
 logger = logging.getLogger(__name__)
 
@@ -91,9 +92,25 @@ class AuditConfig:
     )
     cache: str | None = field(default=None, metadata={"help": "Score cache file (default: $FLR_CACHE/scores.sqlite)."})
     examples: int = field(default=3, metadata={"help": "Examples before and after per perturbation in report.html."})
+    length_debias: str = field(
+        default="none",
+        metadata={
+            "help": "Audit the length-debiased reward of every scorer but length, fitted over every original and "
+            "edited response of the audit: " + DEBIAS_HELP,
+            "choices": ["none", "batch", "prompt", "lowess"],
+        },
+    )
+    style_debias: str = field(
+        default="none",
+        metadata={
+            "help": "Audit the style-debiased reward, fitted like --length-debias: " + STYLE_HELP,
+            "choices": ["none", "batch", "prompt"],
+        },
+    )
 
     def __post_init__(self):
         self.scorers, self.perturbations = split_list(self.scorers), split_list(self.perturbations)
+        check_mode(self.length_debias, style=self.style_debias)
         if self.limit is not None and self.limit < 1:
             raise FLRError(f"--limit must be at least 1, got {self.limit}")
         if self.examples < 0:
@@ -333,6 +350,9 @@ def run_audit(
     with open_cache(config.cache, scorers.values()) as cache:
         scores = {s: score_with_cache(scorer, requests, cache, f"audit [{s}]") for s, scorer in scorers.items()}
     rewards = {s: {k: res.reward for k, res in table.items()} for s, table in scores.items()}
+    if config.length_debias != "none" or config.style_debias != "none":
+        fit = {"mode": config.length_debias, "style": config.style_debias}
+        rewards = {s: t if s == "length" else debias_requests(t, requests, **fit) for s, t in rewards.items()}
     results, margins, rows = audit_results(plan, rewards)
     write_jsonl(out / AUDIT_FILE, rows)
     summary = {
@@ -550,6 +570,7 @@ def write_audit_report(out_dir: Path, summary: dict, examples: dict[str, list[di
         f"- {summary['responses']} responses from {summary['records']} records ({summary['kind']}; "
         f"{summary['pairs']} labelled pairs); model: `{summary.get('model')}`; scorers: {', '.join(summary['scorers'])}",
         f"- {provenance_text(summary)}",
+        f"- {variant_text(summary)}",
         "",
     ]
     tables = markdown_tables(summary)

@@ -36,7 +36,7 @@ from flr.records import (
     write_jsonl,
 )
 from flr.scorers.base import BaseScorer
-from flr.scorers.debias import DEBIAS_HELP, check_mode, debias
+from flr.scorers.debias import DEBIAS_HELP, STYLE_HELP, check_mode, debias
 
 logger = logging.getLogger(__name__)
 
@@ -105,12 +105,19 @@ class MineConfig:
             "help": DEBIAS_HELP + " Mining selects by it: 'all responses scored together' = every distinct "
             "candidate kept for selection in this run; a prompt = one row's candidates. --min-margin then applies "
             "to the debiased margin; mined rows keep the raw scores and add the debiased ones.",
+            "choices": ["none", "batch", "prompt", "lowess"],
+        },
+    )
+    style_debias: str = field(
+        default="none",
+        metadata={
+            "help": STYLE_HELP + " Mining selects by it, as by --length-debias (same fit population).",
             "choices": ["none", "batch", "prompt"],
         },
     )
 
     def __post_init__(self):
-        check_mode(self.length_debias)
+        check_mode(self.length_debias, style=self.style_debias)
         if self.length_band is not None and not self.length_band > 1:
             raise FLRError(f"--length-band must be greater than 1 (a ratio of lengths), got {self.length_band}")
         if self.length_band is not None and self.format != "dpo":
@@ -231,12 +238,13 @@ def mine_rows(
     unfinished: str = "drop",
     length_band: float | None = None,
     length_debias: str = "none",
+    style_debias: str = "none",
 ):
     """Scored rows (``candidates`` + ``rewards``) -> (TRL rows, stats with drop counts by reason).
 
     Candidates cut off at the generation limit (``finished`` false, as flr generate records) are left out of
     the selection with ``unfinished="drop"``; with ``"keep"`` they compete, and every mined row says whether its
-    responses were finished. ``length_band`` and ``length_debias``: see :class:`MineConfig`; the stats report the
+    responses were finished. ``length_band``, ``length_debias`` and ``style_debias``: see :class:`MineConfig`; the stats report the
     mined pairs' lengths (:func:`length_summary`) and the share of prompts that yield a pair.
     """
     if unfinished not in ("drop", "keep"):
@@ -254,7 +262,9 @@ def mine_rows(
             cands, scores, finished = [cands[i] for i in keep], [scores[i] for i in keep], [True] * len(keep)
         usable.append((cands, scores, finished))
     # the debiased rewards are fitted over every candidate that can be selected, so all rows are read first
-    selecting, debias_info = debiased_scores([u[0] for u in usable], [u[1] for u in usable], length_debias)
+    selecting, debias_info = debiased_scores(
+        [u[0] for u in usable], [u[1] for u in usable], length_debias, style=style_debias
+    )
     for row, (cands, scores, finished), by in zip(rows, usable, selecting):
         if fmt == "dpo":
             sel = select_pair(cands, by, min_margin, length_band)
@@ -265,7 +275,7 @@ def mine_rows(
             dropped[sel.reason] += 1
             continue
         margins.append(sel.margin)
-        debiased = length_debias != "none"
+        debiased = debias_info["mode"] != "none"
         meta = {"k": len(cands), "policy": row.get("policy"), "seed": row.get("seed")}
         if fmt == "dpo":
             c, r = sel.positive[0], sel.negative[0]
@@ -359,11 +369,14 @@ def length_line(stats: dict) -> str:
     )
 
 
-def debiased_scores(candidates: Sequence[Sequence[str]], scores: Sequence[Sequence[float]], mode: str):
-    """Per row, every candidate's length-debiased reward (:func:`flr.scorers.debias.debias`), fitted over the distinct
-    candidates with finite rewards: all rows together (``batch``) or each row alone (``prompt``). A repeated text
-    takes its first occurrence's value. ``none``: the rewards as they are. Returns (per-row lists, fit info)."""
-    if check_mode(mode) == "none":
+def debiased_scores(
+    candidates: Sequence[Sequence[str]], scores: Sequence[Sequence[float]], mode: str, *, style: str = "none"
+):
+    """Per row, every candidate's length- or style-debiased reward (:func:`flr.scorers.debias.debias`), fitted over the
+    distinct candidates with finite rewards: all rows together (``batch``, ``lowess``) or each row alone (``prompt``).
+    A repeated text takes its first occurrence's value. ``none``: the rewards as they are. Returns (per-row lists,
+    fit info)."""
+    if check_mode(mode, style=style) == "none" and style == "none":
         return [list(s) for s in scores], {"mode": "none"}
     where, rewards, lengths = [], [], []
     for n, (cands, row_scores) in enumerate(zip(candidates, scores)):
@@ -372,7 +385,8 @@ def debiased_scores(candidates: Sequence[Sequence[str]], scores: Sequence[Sequen
                 where.append((n, i))
                 rewards.append(row_scores[i])
                 lengths.append(len(cands[i]))
-    values, info = debias(rewards, lengths, mode, [n for n, _ in where])
+    texts = [candidates[n][i] for n, i in where]
+    values, info = debias(rewards, lengths, mode, [n for n, _ in where], style=style, texts=texts)
     out = [[math.nan] * len(c) for c in candidates]
     for (n, i), value in zip(where, values):
         out[n][i] = float(value)
@@ -480,6 +494,7 @@ def run(cfg: MineConfig, flr_config, model_config, *, scorer: BaseScorer | None 
         unfinished=cfg.unfinished,
         length_band=cfg.length_band,
         length_debias=cfg.length_debias,
+        style_debias=cfg.style_debias,
     )
     output = out / MINED_FILES[cfg.format]
     write_jsonl(output, mined)

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 from flr.errors import FLRError, InputError
 from flr.records import ResumableWriter, content_fingerprint, content_keys, read_records, to_scoring_input, write_jsonl
 from flr.scorers.base import BaseScorer
-from flr.scorers.debias import DEBIAS_HELP, check_mode, debias
+from flr.scorers.debias import DEBIAS_HELP, STYLE_HELP, check_mode, debias
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +47,13 @@ class ScoreJobConfig:
             "_rejected_debiased, _margin_debiased) in a final pass once every record is scored; 'all responses "
             "scored together' = every record of this input; a prompt = records with the same prompt. The raw "
             "rewards stay, and a resumed or finished output only gets the pass again.",
+            "choices": ["none", "batch", "prompt", "lowess"],
+        },
+    )
+    style_debias: str = field(
+        default="none",
+        metadata={
+            "help": STYLE_HELP + " Written like --length-debias's fields, in the same final pass.",
             "choices": ["none", "batch", "prompt"],
         },
     )
@@ -54,7 +61,11 @@ class ScoreJobConfig:
     def __post_init__(self):
         if self.limit is not None and self.limit < 1:
             raise FLRError(f"--limit must be at least 1, got {self.limit}")
-        check_mode(self.length_debias)
+        check_mode(self.length_debias, style=self.style_debias)
+
+    @property
+    def debiased(self) -> bool:
+        return self.length_debias != "none" or self.style_debias != "none"
 
 
 def _key(row: dict) -> tuple:
@@ -125,7 +136,7 @@ def score_file(
         counts = _score_here(scorer, job, data, progress, key)
     else:
         counts = _score_ranks(scorer, job, data, progress, key, rank, world, barrier)
-    if rank == 0 and job.length_debias != "none":
+    if rank == 0 and job.debiased:
         counts["length_debias"] = debias_output(job, data, output_prefix(scorer.name))
     return counts
 
@@ -149,7 +160,7 @@ def debias_output(job: ScoreJobConfig, data: ScoreInputs, prefix: str) -> dict:
     lines = Path(job.output).read_text(encoding="utf-8").splitlines()
     rows = [json.loads(line) for line in lines if line.strip()]
     index = {k: i for i, k in enumerate(content_keys(_key(r) for r in data.rows))}
-    sides, rewards, lengths, groups = [], [], [], []
+    sides, rewards, lengths, groups, texts = [], [], [], [], []
     for j, (row, key) in enumerate(zip(rows, _output_keys(rows))):
         for name in DEBIASED:
             row.pop(prefix + name, None)
@@ -161,8 +172,9 @@ def debias_output(job: ScoreJobConfig, data: ScoreInputs, prefix: str) -> dict:
             sides.append((j, name))
             rewards.append(row[f"{prefix}_{name}"])
             lengths.append(len(record["response"]))
+            texts.append(record["response"])
             groups.append(json.dumps(record["prompt"], sort_keys=True, ensure_ascii=False))
-    values, info = debias(rewards, lengths, job.length_debias, groups)
+    values, info = debias(rewards, lengths, job.length_debias, groups, style=job.style_debias, texts=texts)
     for (j, name), value in zip(sides, values):
         rows[j][f"{prefix}_{name}_debiased"] = float(value) if math.isfinite(value) else None
     for row in rows:

@@ -9,6 +9,17 @@ With ``x = log(max(1, characters of the response))`` and ``r`` the reward:
   within-prompt slope ``b_w`` instead (the least-squares slope of ``r - mean_p(r)`` on ``x - mean_p(x)`` over all
   prompts): ``r - mean_p(r) - b_w (x - mean_p(x))``. Either way the debiased rewards of one prompt average zero.
 
+- ``lowess``: post-hoc length calibration (Huang et al. 2024, arXiv 2409.17407): the reward minus its locally
+  weighted regression on ``x`` over every response scored together (statsmodels' LOWESS, ``frac`` =
+  :data:`LOWESS_FRAC`, no robustifying iterations), a curve instead of a line.
+
+Style control (``--style-debias batch|prompt``, Chatbot Arena's style-controlled leaderboard without labels): the
+same least squares with the style vector (:data:`flr.patterns.STYLE_FEATURES`: log length, counts of markdown headers,
+list items and bold spans, an opener, a closer, a bait question) in place of ``x``: ``batch`` over every response,
+``prompt`` with the pooled within-prompt coefficients (each prompt's rewards and style centred on its own means; a
+fit of seven covariates per prompt would fit a handful of candidates exactly). A covariate constant over the fit
+gets coefficient 0. Style includes length, so a style mode and a length mode together are an error.
+
 A batch with fewer than :data:`MIN_DISTINCT_LENGTHS` distinct lengths gets slope 0 (the reward minus its mean).
 Non-finite rewards stay out of every fit and come back as NaN. Within one prompt both modes rank responses by
 ``r - b x`` (``b`` the batch's slope, or the prompt's own or pooled one): the reward with what length alone
@@ -23,20 +34,34 @@ import numpy as np
 
 from flr.errors import FLRError
 
-DEBIAS_MODES = ("none", "batch", "prompt")
+DEBIAS_MODES = ("none", "batch", "prompt", "lowess")
+STYLE_MODES = ("none", "batch", "prompt")
+LOWESS_FRAC = 2 / 3  # statsmodels' default share of the responses each local fit uses
 MIN_DISTINCT_LENGTHS = 3  # fewer: a per-prompt line would fit (almost) exactly and leave nothing
 
 DEBIAS_HELP = (
     "Length-debiased reward (no labels): none; batch: reward - (a + b*x), x = log(max(1, response length)) in characters (flr eval: in its --length-unit), "
     "a and b the least-squares line of reward on x over all responses scored together; prompt: the same line per "
     f"prompt over its responses (a prompt with fewer than {MIN_DISTINCT_LENGTHS} distinct lengths uses the pooled "
-    "within-prompt slope instead: reward - prompt mean - b_w*(x - prompt mean of x))."
+    "within-prompt slope instead: reward - prompt mean - b_w*(x - prompt mean of x)); lowess: reward - its "
+    "LOWESS curve on x over all responses scored together (Huang et al. 2024's post-hoc length calibration)."
+)
+STYLE_HELP = (
+    "Style-controlled reward (no labels): none; batch: reward minus its least-squares fit on the style vector (log "
+    "length, counts of markdown headers, list items and bold spans, and 0/1 for an opener, a closer and a bait "
+    "question) over all responses scored together; prompt: the same with pooled within-prompt coefficients (each "
+    "prompt's rewards and styles centred on their own means). Includes length: not with --length-debias."
 )
 
 
-def check_mode(mode: str, flag: str = "--length-debias") -> str:
+def check_mode(mode: str, flag: str = "--length-debias", style: str = "none") -> str:
+    """``mode`` if it is a --length-debias mode and ``style`` a --style-debias one, not both on; else one error."""
     if mode not in DEBIAS_MODES:
         raise FLRError(f"{flag} must be one of {', '.join(DEBIAS_MODES)}, got {mode!r}")
+    if style not in STYLE_MODES:
+        raise FLRError(f"--style-debias must be one of {', '.join(STYLE_MODES)}, got {style!r}")
+    if mode != "none" and style != "none":
+        raise FLRError("--style-debias already controls for length: use it or --length-debias, not both")
     return mode
 
 
@@ -103,12 +128,88 @@ def residualize(rewards, lengths, groups: Sequence[Hashable] | None = None) -> t
     return out, info
 
 
-def debias(rewards, lengths, mode: str, groups: Sequence[Hashable] | None = None) -> tuple[np.ndarray, dict]:
-    """:func:`residualize` by mode name: ``none`` returns the rewards as they are, ``batch`` ignores ``groups``,
-    ``prompt`` needs them."""
-    check_mode(mode)
+def lowess_residuals(rewards, lengths) -> tuple[np.ndarray, dict]:
+    """Rewards minus their LOWESS curve on log length (``lowess`` mode); too few distinct lengths: minus the mean."""
+    from statsmodels.nonparametric.smoothers_lowess import lowess
+
+    r = np.asarray(rewards, dtype=float)
+    x = log_length(lengths)
+    out = np.full_like(r, np.nan)
+    ok = np.isfinite(r)
+    if len(np.unique(x[ok])) < MIN_DISTINCT_LENGTHS:
+        out[ok] = r[ok] - (r[ok].mean() if ok.any() else 0.0)
+        return out, {"mode": "lowess", "n": int(ok.sum()), "fitted": False}
+    curve = lowess(r[ok], x[ok], frac=LOWESS_FRAC, it=0, return_sorted=False)
+    out[ok] = r[ok] - curve
+    return out, {"mode": "lowess", "n": int(ok.sum()), "fitted": True, "frac": LOWESS_FRAC}
+
+
+def style_residuals(rewards, features, groups: Sequence[Hashable] | None = None) -> tuple[np.ndarray, dict]:
+    """Rewards minus their least-squares fit on ``features`` (``[n, k]``, the style vectors): with an intercept over
+    all (``groups=None``), or with pooled within-group coefficients. Returns ``(residuals, info)``."""
+    from flr.patterns import STYLE_FEATURES
+
+    r = np.asarray(rewards, dtype=float)
+    X = np.asarray(features, dtype=float).reshape(len(r), -1)
+    out = np.full_like(r, np.nan)
+    ok = np.isfinite(r)
+    Xo, ro = X[ok], r[ok]  # copies (boolean indexing): centring below leaves the inputs alone
+    if groups is None:
+        design = np.column_stack([np.ones(len(ro)), Xo])
+    else:
+        keys = [g for g, good in zip(groups, ok) if good]
+        members: dict[Hashable, list[int]] = {}
+        for i, g in enumerate(keys):
+            members.setdefault(g, []).append(i)
+        for idx in members.values():  # centre on each group's own means: the fit sees within-prompt differences
+            Xo[idx] -= Xo[idx].mean(axis=0)
+            ro[idx] -= ro[idx].mean()
+        design = Xo
+    coef = np.linalg.lstsq(design, ro, rcond=None)[0] if len(ro) else np.zeros(design.shape[1])
+    out[ok] = ro - design @ coef
+    names = list(STYLE_FEATURES)[: X.shape[1]] if X.shape[1] == len(STYLE_FEATURES) else list(range(X.shape[1]))
+    slopes = coef[1:] if groups is None else coef
+    info = {"mode": "batch" if groups is None else "prompt", "n": int(ok.sum())}
+    info["coefficients"] = {str(k): _number(float(v)) for k, v in zip(names, slopes)}
+    return out, info
+
+
+def debias(
+    rewards, lengths, mode: str, groups: Sequence[Hashable] | None = None, *, style: str = "none", texts=None
+) -> tuple[np.ndarray, dict]:
+    """Debiased rewards by mode name: a length ``mode`` (:func:`residualize`; ``lowess``: :func:`lowess_residuals`)
+    or a ``style`` mode (:func:`style_residuals` on the style vectors of ``texts``, log length from ``lengths``).
+    ``none`` for both returns the rewards as they are; ``batch`` ignores ``groups``, ``prompt`` needs them."""
+    check_mode(mode, style=style)
+    grouped = "prompt" in (mode, style)
+    if grouped and groups is None:
+        raise FLRError(f"--{'style' if style == 'prompt' else 'length'}-debias prompt needs each response's prompt")
+    if style != "none":
+        from flr.patterns import style_matrix
+
+        if texts is None:
+            raise FLRError("--style-debias needs the responses' texts")
+        values, info = style_residuals(rewards, style_matrix(texts, lengths), groups if grouped else None)
+        return values, {**info, "style": True}
     if mode == "none":
         return np.asarray(rewards, dtype=float).copy(), {"mode": "none"}
-    if mode == "prompt" and groups is None:
-        raise FLRError("--length-debias prompt needs each response's prompt")
+    if mode == "lowess":
+        return lowess_residuals(rewards, lengths)
     return residualize(rewards, lengths, groups if mode == "prompt" else None)
+
+
+def debias_requests(
+    rewards: dict, requests: Sequence[tuple], *, mode: str = "none", style: str = "none", length_of=len
+) -> dict:
+    """``rewards`` (text key -> reward) with each of ``requests``' rewards (``(key, (prompt, response))``, the unique
+    texts of a benchmark or an audit) replaced by its debiased value (:func:`debias`), fitted over them all; a
+    prompt groups the responses to it. Keys not in ``requests`` keep their reward."""
+    from flr.scorers.cache import text_key
+
+    keys = [k for k, _ in requests]
+    texts = [response for _, (_, response) in requests]
+    groups = [text_key(prompt, "") for _, (prompt, _) in requests]
+    values, _ = debias(
+        [rewards[k] for k in keys], [length_of(t) for t in texts], mode, groups, style=style, texts=texts
+    )
+    return {**rewards, **{k: float(v) for k, v in zip(keys, values)}}
