@@ -226,9 +226,7 @@ def _kept(response: str, units: list[tuple[int, int, int]]) -> list[bool]:
     from flr.patterns import is_surface_sentence
 
     lines = response.split("\n")
-    surface = [
-        is_surface_sentence(response[a:b]) or lines[line].lstrip().startswith("#") for line, a, b in units
-    ]
+    surface = [is_surface_sentence(response[a:b]) or lines[line].lstrip().startswith("#") for line, a, b in units]
     rest = [i for i, s in enumerate(surface) if not s]
     if len(rest) >= 3:
         surface[rest[0]] = surface[rest[-1]] = True
@@ -302,12 +300,16 @@ def contrast_edit(name: str, file: str | Path | None = None) -> Perturbation:
     if file:
         available.update(load_perturbations_file(file))
     if name not in available:
-        raise FLRError(f"unknown --contrast '{name}': use twin or a perturbation of --contrast-file ({', '.join(available)})")
+        raise FLRError(
+            f"unknown --contrast '{name}': use twin or a perturbation of --contrast-file ({', '.join(available)})"
+        )
     edit = available[name]
     if edit.needs_other:
         raise FLRError(f"--contrast '{name}' needs another record's response; a contrast edits the response alone")
     if all(edit("", text) in (None, text) for text in _PROBES):
-        raise FLRError(f"--contrast '{name}' returns the response unchanged for every probe response: nothing to contrast")
+        raise FLRError(
+            f"--contrast '{name}' returns the response unchanged for every probe response: nothing to contrast"
+        )
     return edit
 
 
@@ -365,5 +367,3 @@ def select_perturbations(
                 f"(or a group: {', '.join(GROUPS)})"
             )
     return out
-
-
