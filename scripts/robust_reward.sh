@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/sr}
 CACHE=${CACHE:-$OUT/scores.sqlite}
 TEST=autoj,pandalm,vicuna80,lfqa
-TRAIN=rmb,hh-rlhf,alpaca_eval   # the fitting pool: robust follow-ups are chosen here, never on the test sets
+TRAIN=rmb   # robust follow-ups are chosen on a set of the fitting pool, never on the test sets
 STAGES=${STAGES:-plain contrast posthoc robust combined}
 [ -f runs/lc/test_matched.jsonl ] || python scripts/make_pools.py --matched-test 60 -o runs/lc/test_matched.jsonl
 MATCHED=runs/lc/test_matched.jsonl
@@ -34,9 +34,9 @@ stage_posthoc() {
   variant lowess --followups paper --length-debias lowess
 }
 stage_robust() {  # follow-ups whose log-probs content-free edits move least, ranked on the fitting pool
-  flr audit --input rmb --limit 10 --scorers flr --followups paper --perturbations content-free --cache "$CACHE" \
+  flr audit --input $TRAIN --limit 10 --scorers flr --followups paper --perturbations content-free --cache "$CACHE" \
       -o "$OUT/audit-train"
-  [ -f "$OUT/robust.yaml" ] || flr followups select --benchmarks $TRAIN --limit 40 --followups paper \
+  [ -f "$OUT/robust.yaml" ] || flr followups select --benchmark $TRAIN --limit 100 --followups paper --top 5 \
       --rank-on robust --audit-run "$OUT/audit-train" --cache "$CACHE" -o "$OUT/robust.yaml"
   variant robust --followups "$OUT/robust.yaml"
 }

@@ -133,3 +133,48 @@ def test_cli_fit_writes_the_weighted_set_it_reports(tmp_path, tiny_model_dir, ca
     assert "seed: 3" in out.read_text()
     assert main(["followups", "fit", "--benchmarks", "", "-o", str(out), *common]) == 2
     assert "give --benchmarks" in capsys.readouterr().err
+
+
+def test_robust_candidates_drop_the_most_moved_follow_ups_per_list():
+    from flr.errors import FLRError
+    from flr.eval.selection import robust_candidates
+
+    stats = [
+        {"category": "u", "polarity": p, "text": f"{p}{i}", "matched_accuracy": 0.5 + i / 10, "matched_mean_margin": 0}
+        for p in ("positive", "negative")
+        for i in range(4)
+    ]
+    moves = [
+        {"category": "u", "polarity": s["polarity"], "text": s["text"], "mean_move": int(s["text"][-1])} for s in stats
+    ]
+    kept = robust_candidates(stats, moves, 0.5)
+    assert sorted(s["text"] for s in kept) == ["negative0", "negative1", "positive0", "positive1"]
+    # the most accurate follow-ups moved most: robust ranking keeps the steadier ones
+    chosen = select_followups(kept, 1, rank_on="robust")["categories"]["u"]
+    assert chosen == {"positive": ["positive1"], "negative": ["negative1"]}
+    assert len(robust_candidates(stats, moves, 0.99)) == 2  # at least one kept per list
+    with pytest.raises(FLRError, match="did not measure"):
+        robust_candidates(stats, moves[1:], 0.5)
+
+
+def test_cli_select_robust_reads_an_audit_run_and_checks_it_first(tmp_path, tiny_model_dir, capsys):
+    common = ["--categories", "understanding", "--model", str(tiny_model_dir)]
+    audit = tmp_path / "audit"
+    assert main(["audit", "--input", "demo", "--limit", "2", "--scorers", "flr", "--perturbations", "closer,opener",
+                 "-o", str(audit), "--cache", str(tmp_path / "c.sqlite"), *common]) == 0  # fmt: skip
+    moves = [json.loads(line) for line in (audit / "followup_moves.jsonl").read_text().splitlines()]
+    assert len(moves) == 20 and all(m["n"] == 8 for m in moves)  # 4 responses x 2 edits
+    out = tmp_path / "robust.yaml"
+    select = ["followups", "select", "--benchmark", "demo", "--limit", "6", "--top", "2", "--rank-on", "robust",
+              "--audit-run", str(audit), "-o", str(out), "--cache", str(tmp_path / "c.sqlite"), *common]  # fmt: skip
+    assert main(select) == 0
+    most_moved = max((m for m in moves if m["polarity"] == "positive"), key=lambda m: m["mean_move"])["text"]
+    kept = load_followups(out).categories["understanding"]
+    assert len(kept.positive) == 2 and most_moved not in kept.positive
+    rows = [json.loads(line) for line in out.with_suffix(".jsonl").read_text().splitlines()]
+    assert len(rows) == 10 and all("content_free_move" in r for r in rows)  # half of each list dropped
+    capsys.readouterr()
+    assert main(["followups", "select", "--rank-on", "robust", *common]) == 2
+    assert "go together" in capsys.readouterr().err
+    assert main(["followups", "select", "--rank-on", "robust", "--audit-run", str(tmp_path), *common]) == 2
+    assert "no followup_moves.jsonl" in capsys.readouterr().err

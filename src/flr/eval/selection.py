@@ -52,14 +52,38 @@ def followup_accuracy(scorer: FollowUpReward, records: Sequence[dict], length_ra
     return stats
 
 
+RANK_ON = ("matched", "all", "robust")
+
+
+def robust_candidates(stats: Sequence[dict], moves: Sequence[dict], drop: float) -> list[dict]:
+    """``stats`` less, in each category and polarity, the ``drop`` share (rounded up, at least one kept) of
+    follow-ups whose log-probs content-free edits move most towards a higher reward (``mean_move`` of an audit's
+    :data:`flr.jobs.audit.MOVES_FILE`). A follow-up the audit did not measure is an error."""
+    moved = {(m["category"], m["polarity"], m["text"]): m["mean_move"] for m in moves}
+    missing = [s["text"] for s in stats if (s["category"], s["polarity"], s["text"]) not in moved]
+    if missing:
+        raise FLRError(f"the audit run did not measure {len(missing)} follow-ups of this set, e.g. {missing[0]!r}")
+    kept = []
+    for group in dict.fromkeys((s["category"], s["polarity"]) for s in stats):
+        members = sorted((s for s in stats if (s["category"], s["polarity"]) == group), key=lambda s: moved[_id(s)])
+        n_drop = min(len(members) - 1, int(np.ceil(drop * len(members))))
+        kept += [{**s, "content_free_move": moved[_id(s)]} for s in members[: len(members) - n_drop]]
+    return kept
+
+
+def _id(s: dict) -> tuple:
+    return s["category"], s["polarity"], s["text"]
+
+
 def select_followups(stats: Sequence[dict], top: int, rank_on: str = "matched") -> dict:
     """A follow-up set (the YAML structure) keeping the ``top`` most accurate utterances per category and polarity,
-    ranked on the length-matched pairs (``rank_on="matched"``) or on all pairs (``"all"``)."""
+    ranked on the length-matched pairs (``rank_on="matched"``, and ``"robust"``, whose ``stats`` are
+    :func:`robust_candidates`) or on all pairs (``"all"``)."""
     if top < 1:
         raise FLRError("--top must be at least 1")
-    if rank_on not in ("matched", "all"):
-        raise FLRError(f"--rank-on must be matched or all, got {rank_on!r}")
-    prefix = "matched_" if rank_on == "matched" else ""
+    if rank_on not in RANK_ON:
+        raise FLRError(f"--rank-on must be one of {', '.join(RANK_ON)}, got {rank_on!r}")
+    prefix = "" if rank_on == "all" else "matched_"
     if prefix and any(s["matched_accuracy"] is None for s in stats):
         raise FLRError("no length-matched pairs to rank follow-ups on: raise --length-ratio or use --rank-on all")
     categories: dict[str, dict[str, list[str]]] = {}

@@ -38,6 +38,7 @@ from flr.scorers.debias import DEBIAS_HELP, STYLE_HELP, check_mode, debias_reque
 logger = logging.getLogger(__name__)
 
 AUDIT_FILE = "audit.jsonl"
+MOVES_FILE = "followup_moves.jsonl"  # per follow-up: how content-free edits move its log-prob (flr's scorer)
 PLOT_FILE = "audit.png"
 
 
@@ -349,6 +350,11 @@ def run_audit(
     requests = plan.requests()
     with open_cache(config.cache, scorers.values()) as cache:
         scores = {s: score_with_cache(scorer, requests, cache, f"audit [{s}]") for s, scorer in scorers.items()}
+        flr = scorers.get("flr")
+        if hasattr(flr, "followup_values"):  # per follow-up, from the log-probs the cache now holds
+            moves = followup_moves(flr, plan)
+            if moves:
+                write_jsonl(out / MOVES_FILE, moves)
     rewards = {s: {k: res.reward for k, res in table.items()} for s, table in scores.items()}
     if config.length_debias != "none" or config.style_debias != "none":
         fit = {"mode": config.length_debias, "style": config.style_debias}
@@ -386,6 +392,39 @@ def run_audit(
 
     audit_page(out, summary, examples)
     return summary
+
+
+def followup_moves(scorer, plan: AuditPlan) -> list[dict]:
+    """Per follow-up of an FLR ``scorer``: how the content-free edits of ``plan`` move its statistic, signed so that
+    a positive move raises the reward (a positive follow-up more likely, a negative one less): ``rise_share``,
+    ``mean_move`` and ``mean_abs_move`` over every (response, content-free edit). ``flr followups select --rank-on
+    robust`` drops the follow-ups that move most. Empty without content-free edits."""
+    edits = [e for e in plan.edits if plan.perturbations[e["perturbation"]].kind == "content-free"]
+    if not edits:
+        return []
+    before = [
+        {"prompt": plan.responses[e["index"]]["prompt"], "response": plan.responses[e["index"]]["response"]}
+        for e in edits
+    ]
+    after = [{"prompt": b["prompt"], "response": e["response"]} for b, e in zip(before, edits)]
+    values = scorer.followup_values(before + after)
+    stat = scorer.config.statistic
+    out = []
+    for u, (category, polarity, text) in enumerate(scorer.utterances):
+        delta = np.array([a[1][u][stat] - b[1][u][stat] for b, a in zip(values[: len(edits)], values[len(edits) :])])
+        signed = delta if polarity == "positive" else -delta
+        out.append(
+            {
+                "category": category,
+                "polarity": polarity,
+                "text": text,
+                "n": len(edits),
+                "rise_share": float(np.mean(signed > 0)),
+                "mean_move": float(np.mean(signed)),
+                "mean_abs_move": float(np.mean(np.abs(delta))),
+            }
+        )
+    return out
 
 
 def audit_examples(plan: AuditPlan, rewards: dict[str, dict[str, float]], per: int = 3) -> dict[str, list[dict]]:

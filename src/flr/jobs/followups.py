@@ -17,7 +17,7 @@ from flr.errors import FLRError
 from flr.eval.fitting import fit_weights, length_feature, pair_features, weighted_set
 from flr.eval.metrics import length_matched
 from flr.eval.runner import EvalConfig, benchmark_records
-from flr.eval.selection import followup_accuracy, select_followups, write_followups
+from flr.eval.selection import followup_accuracy, robust_candidates, select_followups, write_followups
 from flr.followups import dump_followups, load_followups
 from flr.kernel.models import ModelConfig, model_name
 from flr.scorers import ScorerConfig, build_scorer
@@ -36,9 +36,23 @@ class SelectConfig:
         default="matched",
         metadata={
             "help": "Rank follow-ups by their accuracy on the length-matched pairs (matched: on all pairs, the "
-            "follow-ups that track length win) or on all pairs (all: the rule before flr 0.2).",
-            "choices": ["matched", "all"],
+            "follow-ups that track length win), on all pairs (all: the rule before flr 0.2), or robust: on the "
+            "length-matched pairs after dropping, per category and polarity, the --robust-drop share whose "
+            "log-probs content-free edits move most towards a higher reward (from --audit-run).",
+            "choices": ["matched", "all", "robust"],
         },
+    )
+    audit_run: str | None = field(
+        default=None,
+        metadata={
+            "help": "--rank-on robust: an flr audit run folder (content-free perturbations, scorer flr, this set "
+            "or a superset) whose followup_moves.jsonl says how edits move each follow-up. Audit other data than "
+            "you evaluate on."
+        },
+    )
+    robust_drop: float = field(
+        default=0.5,
+        metadata={"help": "--rank-on robust: share of each category and polarity dropped as most moved (0-1)."},
     )
     length_ratio: float = field(
         default=1.25, metadata={"help": "Pairs whose longer response is at most this many times the shorter match."}
@@ -51,6 +65,25 @@ class SelectConfig:
             "aliases": ["-o"],
         },
     )
+
+    def __post_init__(self):
+        from flr.eval.selection import RANK_ON
+
+        if self.top < 1:
+            raise FLRError(f"--top must be at least 1, got {self.top}")
+        if self.rank_on not in RANK_ON:
+            raise FLRError(f"--rank-on must be one of {', '.join(RANK_ON)}, got {self.rank_on!r}")
+        if not 0 <= self.robust_drop < 1:
+            raise FLRError(f"--robust-drop must be in [0, 1), got {self.robust_drop}")
+        if (self.rank_on == "robust") != bool(self.audit_run):
+            raise FLRError("--rank-on robust and --audit-run DIR go together")
+
+    def moves(self) -> list[dict]:
+        """The audit run's per-follow-up moves (:data:`flr.jobs.audit.MOVES_FILE`); one error if it has none."""
+        path = Path(self.audit_run, "followup_moves.jsonl")
+        if not path.is_file():
+            raise FLRError(f"{self.audit_run}: no followup_moves.jsonl (run flr audit with --scorers flr first)")
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 @dataclass
@@ -111,25 +144,32 @@ def run_select(
     if not config.length_ratio > 1:
         raise FLRError(f"--length-ratio must be greater than 1, got {config.length_ratio}")
     lengths = [len(r["chosen"]) for r in records], [len(r["rejected"]) for r in records]
-    if config.rank_on == "matched" and not length_matched(*lengths, config.length_ratio).any():
+    if config.rank_on != "all" and not length_matched(*lengths, config.length_ratio).any():
         raise FLRError(
             f"none of the {len(records)} pairs of {config.benchmark} is length-matched (within "
             f"{config.length_ratio}x): raise --limit or --length-ratio, or use --rank-on all"
         )
-    load_followups(flr_config.followups).select(flr_config.categories)  # a bad set fails before the model loads
+    fset = load_followups(flr_config.followups).select(flr_config.categories)  # a bad set fails before the model loads
+    moves = config.moves() if config.rank_on == "robust" else None
+    if moves is not None:  # every follow-up measured by the audit, checked before the model loads
+        robust_candidates([{"category": c, "polarity": p, "text": t} for c, p, t in fset.utterances], moves, 0)
     scorer = scorer or build_scorer("flr", model_config=model_config, config=flr_config)
     with open_cache(config.cache, [scorer]) as cache:  # per-follow-up log-probs are reused; a killed run resumes
         scorer.attach_cache(cache)
         stats = followup_accuracy(scorer, records, length_ratio=config.length_ratio)
+    if moves is not None:
+        stats = robust_candidates(stats, moves, config.robust_drop)
     selected = select_followups(stats, config.top, rank_on=config.rank_on)
-    on = f"the {stats[0]['matched_n']} length-matched ones of " if config.rank_on == "matched" else ""
+    on = f"the {stats[0]['matched_n']} length-matched ones of " if config.rank_on != "all" else ""
+    if moves is not None:
+        on = f"the follow-ups content-free edits move least (audit {config.audit_run}, {config.robust_drop:.0%} dropped), on {on}"
     comment = (
         f"Selected by flr followups select: the {config.top} most accurate follow-ups per category and "
         f"polarity on {on}{len(records)} pairs of {config.benchmark} (seed {config.seed}), scorer "
         f"{model_name(model_config.model)}.\nEvaluate it on other benchmarks than the one it was selected on."
     )
     path = write_followups(selected, config.output, comment)
-    key = "matched_accuracy" if config.rank_on == "matched" else "accuracy"
+    key = "accuracy" if config.rank_on == "all" else "matched_accuracy"
     ranked = sorted(stats, key=lambda s: -s[key])
     statistics = Path(config.output).with_suffix(".jsonl")
     statistics.write_text("".join(json.dumps(s, ensure_ascii=False) + "\n" for s in ranked), encoding="utf-8")
