@@ -100,3 +100,46 @@ def test_the_style_coefficient_contains_zero_when_labels_follow_style_alone():
     assert own["ci"][0] > 0
     report = length_control_report(reward_c, reward_r, sc[:, 0], sr[:, 0], style_chosen=sc, style_rejected=sr)
     assert set(report) == {"matched", "length_agreement", "beyond_length", "beyond_style"}
+
+
+def test_mining_by_the_style_debiased_reward_does_not_pick_the_closer():
+    from flr.jobs.mine import mine_rows
+
+    # the raw reward pays 2.0 for a polite closer, more than any quality difference: raw mining picks closers
+    rng = np.random.default_rng(4)
+    closer = " I hope this helps! Let me know if you have any other questions."
+    rows = []
+    for i in range(40):
+        quality = rng.normal(scale=0.3, size=4)
+        texts = [f"answer {i} version {j} " + "word " * int(rng.integers(20, 30)) for j in range(4)]
+        with_closer = int(rng.integers(0, 4))
+        texts[with_closer] += closer
+        rewards = [q + (2.0 if j == with_closer else 0.0) for j, q in enumerate(quality)]
+        rows.append({"id": str(i), "prompt": "Q", "candidates": texts, "rewards": rewards, "quality": quality})
+    raw, _ = mine_rows(rows)
+    assert np.mean([closer in r["chosen"][0]["content"] for r in raw]) == 1.0
+    out, stats = mine_rows(rows, style_debias="prompt")
+    assert stats["length_debias"]["style"] and stats["length_debias"]["coefficients"]["closer"] == pytest.approx(
+        2.0, abs=0.3
+    )
+    best = [
+        r["candidates"].index(o["chosen"][0]["content"]) == int(np.argmax(r["quality"])) for r, o in zip(rows, out)
+    ]
+    assert np.mean(best) > 0.6 and np.mean([closer in r["chosen"][0]["content"] for r in out]) < 0.5
+
+
+def test_flr_score_writes_style_debiased_rewards(tmp_path, tiny_model_dir, capsys):
+    import json
+
+    from flr.cli import main
+
+    rows = [{"prompt": "Q", "response": t} for t in ["a b c", "## H\n\n- a\n- b", "x " * 30, "**b** y", "z", "k " * 9]]
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    args = ["score", str(src), "-o", str(out), "--scorer", "length", "--model", str(tiny_model_dir)]
+    assert main([*args, "--style-debias", "batch"]) == 0
+    assert "style-debiased over all responses (6 responses)" in capsys.readouterr().out
+    got = [json.loads(line) for line in out.read_text().splitlines()]
+    expected, _ = debias([r["length_reward"] for r in got], [len(r["response"]) for r in rows], "none", style="batch",
+                         texts=[r["response"] for r in rows])  # fmt: skip
+    assert [r["length_reward_debiased"] for r in got] == pytest.approx(expected)
