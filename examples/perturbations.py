@@ -1,7 +1,7 @@
 """Two more perturbations for `flr audit --perturbations-file examples/perturbations.py`: each is a pure function
 (prompt, response) -> response, registered by name. The built-in ones are in src/flr/perturbations.py."""
 
-from flr.jobs.audit import perturbation
+from flr.perturbations import perturbation
 
 
 @perturbation("disclaimer", kind="content-free")

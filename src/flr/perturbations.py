@@ -339,7 +339,7 @@ def load_perturbations_file(path: str | Path) -> dict[str, Perturbation]:
     if not found:
         raise FLRError(
             f"{path} defines no perturbation: decorate a function (prompt, response) -> str with "
-            "@perturbation('name') from flr.jobs.audit"
+            "@perturbation('name') from flr.perturbations"
         )
     return found
 

@@ -16,7 +16,7 @@ EXAMPLES = """examples:
   flr audit --input demo --followups paper -o runs/audit-paper             # any scorer flag of flr eval applies
 
 a perturbations file:
-  from flr.jobs.audit import perturbation
+  from flr.perturbations import perturbation
 
   @perturbation("emoji", kind="content-free")
   def emoji(prompt, response):

@@ -68,7 +68,7 @@ class AuditConfig:
     perturbations_file: str | None = field(
         default=None,
         metadata={
-            "help": "A Python file that defines more perturbations with @perturbation('name') from flr.jobs.audit; they "
+            "help": "A Python file that defines more perturbations with @perturbation('name') from flr.perturbations; they "
             "join the built-in ones (all of them, unless --perturbations names some)."
         },
     )
