@@ -1,45 +1,58 @@
 #!/usr/bin/env bash
 # A reward that resists surface edits (docs/RESULTS.md, "A reward that resists surface edits"): every variant of
-# FLR (plain, contrastive, style-debiased, LOWESS-calibrated, robust follow-ups, the best combination) on the
-# 160-pair test pool and the 221 length-matched test pairs, and the audit of each on 40 PandaLM responses.
-# One score cache: the paper's 60 are scored once per text; post-hoc variants (style, lowess) compute nothing new.
+# FLR (plain, contrastive, style-debiased, LOWESS-calibrated, robust follow-ups, contrast + style) on the 221
+# length-matched test pairs, in the audit (PandaLM responses x 12 edits) and on the 160-pair test pool.
+# One score cache: a text is scored once per follow-up; the post-hoc variants (style, lowess), the robust subset of
+# the paper's 60 and contrast + style compute nothing new. Resumable: rerun to continue.
 #
-#   bash scripts/robust_reward.sh                  # 2 CPU cores: about 2 h from an empty cache
-#   python scripts/robust_table.py runs/sr         # the table of RESULTS.md
+#   bash scripts/robust_reward.sh                  # 2 CPU cores, idle: about 2 h from an empty cache
+#   python scripts/robust_table.py runs/sr         # the tables of RESULTS.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/sr}
 CACHE=${CACHE:-$OUT/scores.sqlite}
 TEST=autoj,pandalm,vicuna80,lfqa
 TRAIN=rmb   # robust follow-ups are chosen on a set of the fitting pool, never on the test sets
-STAGES=${STAGES:-plain contrast posthoc robust combined}
+AUDIT_LIMIT=${AUDIT_LIMIT:-10}   # PandaLM pairs: 2 responses each
+STAGES=${STAGES:-matched audit robust test}
 [ -f runs/lc/test_matched.jsonl ] || python scripts/make_pools.py --matched-test 60 -o runs/lc/test_matched.jsonl
 MATCHED=runs/lc/test_matched.jsonl
-AUDIT="--input pandalm --limit 20"   # 40 responses x 12 edits
 
-variant() {  # name, then flags for flr eval and flr audit
-  local name=$1; shift
-  flr eval --benchmarks "$MATCHED" --scorers flr --cache "$CACHE" "$@" -o "$OUT/matched-$name"
-  flr eval --benchmarks $TEST --limit 40 --scorers flr --cache "$CACHE" "$@" -o "$OUT/test-$name"
-  flr audit $AUDIT --scorers flr --cache "$CACHE" "$@" -o "$OUT/audit-$name"
-}
-stage_plain() {
+declare -A FLAGS=(
+  [plain]="--followups paper"
+  [contrast]="--followups paper --contrast twin"
+  [style]="--followups paper --style-debias batch"
+  [lowess]="--followups paper --length-debias lowess"
+  [contrast-style]="--followups paper --contrast twin --style-debias batch"
+  [robust]="--followups $OUT/robust.yaml"
+)
+ORDER="plain contrast style lowess contrast-style"   # robust joins once its set exists
+
+variants() { echo $ORDER; [ -f "$OUT/robust.yaml" ] && echo robust || true; }
+stage_matched() {
   flr eval --benchmarks "$MATCHED" --scorers length --cache "$CACHE" -o "$OUT/matched-length"
-  flr eval --benchmarks $TEST --limit 40 --scorers length --cache "$CACHE" -o "$OUT/test-length"
-  variant plain --followups paper
+  for v in $(variants); do
+    flr eval --benchmarks "$MATCHED" --scorers flr --cache "$CACHE" ${FLAGS[$v]} -o "$OUT/matched-$v"
+  done
 }
-stage_contrast() { variant contrast --followups paper --contrast twin; }
-stage_posthoc() {
-  variant style --followups paper --style-debias batch
-  variant lowess --followups paper --length-debias lowess
+stage_audit() {
+  for v in $(variants); do
+    flr audit --input pandalm --limit "$AUDIT_LIMIT" --scorers flr --cache "$CACHE" ${FLAGS[$v]} -o "$OUT/audit-$v"
+  done
 }
-stage_robust() {  # follow-ups whose log-probs content-free edits move least, ranked on the fitting pool
-  flr audit --input $TRAIN --limit 10 --scorers flr --followups paper --perturbations content-free --cache "$CACHE" \
-      -o "$OUT/audit-train"
-  [ -f "$OUT/robust.yaml" ] || flr followups select --benchmark $TRAIN --limit 100 --followups paper --top 5 \
+stage_robust() {  # follow-ups whose log-probs content-free edits move least, chosen on rmb (audit and pairs)
+  flr audit --input $TRAIN --limit 8 --scorers flr --followups paper --perturbations content-free \
+      --cache "$CACHE" -o "$OUT/audit-train"
+  [ -f "$OUT/robust.yaml" ] || flr followups select --benchmark $TRAIN --limit 60 --followups paper --top 5 \
       --rank-on robust --audit-run "$OUT/audit-train" --cache "$CACHE" -o "$OUT/robust.yaml"
-  variant robust --followups "$OUT/robust.yaml"
+  flr eval --benchmarks "$MATCHED" --scorers flr --cache "$CACHE" ${FLAGS[robust]} -o "$OUT/matched-robust"
+  flr audit --input pandalm --limit "$AUDIT_LIMIT" --scorers flr --cache "$CACHE" ${FLAGS[robust]} -o "$OUT/audit-robust"
 }
-stage_combined() { variant contrast-style --followups paper --contrast twin --style-debias batch; }
+stage_test() {
+  flr eval --benchmarks $TEST --limit 40 --scorers length --cache "$CACHE" -o "$OUT/test-length"
+  for v in $(variants); do
+    flr eval --benchmarks $TEST --limit 40 --scorers flr --cache "$CACHE" ${FLAGS[$v]} -o "$OUT/test-$v"
+  done
+}
 
 for stage in $STAGES; do echo "== $stage"; "stage_$stage"; done
