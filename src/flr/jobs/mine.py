@@ -118,6 +118,8 @@ class MineConfig:
 
     def __post_init__(self):
         check_mode(self.length_debias, style=self.style_debias)
+        if not 0 < self.kto_fraction <= 0.5:  # here, not after scoring every candidate
+            raise FLRError(f"--kto-fraction must lie in (0, 0.5], got {self.kto_fraction}")
         if self.length_band is not None and not self.length_band > 1:
             raise FLRError(f"--length-band must be greater than 1 (a ratio of lengths), got {self.length_band}")
         if self.length_band is not None and self.format != "dpo":
