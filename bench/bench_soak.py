@@ -188,6 +188,10 @@ def run(
         answers = asyncio.run(storm(port, clients, seconds, client_timeout, seed, limits))
         stop.set()
         sampler.join()
+        import httpx
+
+        auth = {"Authorization": f"Bearer {KEY}"}
+        left = httpx.get(f"http://127.0.0.1:{port}/info", headers=auth, timeout=60).json()["records_queued"]
         after_status, after = probe(port)
         # SIGTERM under load: the clients come back, and the signal comes while they wait
         load = threading.Thread(
@@ -230,6 +234,8 @@ def run(
         "records_200_per_s": sum(n for _, s, _, n in answers if s == 200) / seconds,
         "rss_mb": rss,
         "rss_growth": (memory[-1] - memory[0]) / memory[0] if memory else None,
+        "rss_max_mb": max(memory, default=None),
+        "records_left_after_storm": left,
         "probe_idle_s": idle,
         "probe_after_storm_s": after,
         "probe_after_storm_status": after_status,

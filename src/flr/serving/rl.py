@@ -85,10 +85,14 @@ class _RetryAfterOrBackoff:
 
 
 def _number(text: str | None) -> float | None:
+    """Retry-After in seconds; None (backoff instead) when absent, an HTTP date or nonsense."""
+    import math
+
     try:
-        return float(text) if text is not None else None
+        value = float(text) if text is not None else None
     except ValueError:
-        return None  # an HTTP date: fall back to backoff
+        return None
+    return value if value is not None and math.isfinite(value) and value >= 0 else None
 
 
 class RemoteRewardFunction:
