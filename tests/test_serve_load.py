@@ -93,12 +93,13 @@ def test_a_request_whose_deadline_passes_while_queued_gets_503_and_is_never_scor
     assert held.calls == [["first"], ["third"]]  # "second" never reached the model
 
 
-def test_a_request_that_cannot_finish_in_time_is_refused_at_once():
+@pytest.mark.parametrize("micro_batch", ["off", "on"])
+def test_a_request_that_cannot_finish_in_time_is_refused_at_once(micro_batch):
     """With a measured 50 s per record and one record running, 2 more records cannot finish within 120 s: 503 and
     Retry-After while the first is still held (so at once, not after waiting); 3 records could not finish even
     alone: 503 with the number that fits (FLR-Max-Records). --max-queue bounds the requests in."""
     held = HeldScorer()
-    app = create_app(held, limits=ServiceLimits(request_timeout=120.0))
+    app = create_app(held, limits=ServiceLimits(request_timeout=120.0, micro_batch=micro_batch))
     service = app.state.service
 
     async def refused(client):
