@@ -46,11 +46,12 @@ def test_the_twin_keeps_characters_lines_first_and_last_sentence_and_is_determin
     assert TWIN(PROMPT, text) == twin  # seeded by the text: the cache finds it again
 
 
+@pytest.mark.parametrize("name", ["twin", "twin_all"])
 @pytest.mark.parametrize("edit", ["opener", "closer", "bait_question", "markdown"])
-def test_an_edit_the_twin_keeps_lands_in_both_terms(edit):
+def test_an_edit_the_twin_keeps_lands_in_both_terms(edit, name):
     text = TEXTS[0]
     edited = PERTURBATIONS[edit](PROMPT, text)
-    twin, edited_twin = TWIN(PROMPT, text), TWIN(PROMPT, edited)
+    twin, edited_twin = PERTURBATIONS[name](PROMPT, text), PERTURBATIONS[name](PROMPT, edited)
     # the twin of the edited response is the edit applied to the twin: the edit cancels in the contrast
     assert edited_twin == PERTURBATIONS[edit](PROMPT, twin)
 

@@ -31,6 +31,8 @@ EXPECTED = {
     "dont_know": "I don't know.",
     "twin": "Paris is the capital of France. since The 987. has been city It on Seine. lies the\n\nIt is also the "
     "largest city.",
+    "twin_all": "lies capital The the has Seine. of Paris France. It 987. is the city been since on\n\ncity. is "
+    "largest the also It",
 }
 
 
@@ -40,12 +42,12 @@ def test_each_perturbation_on_a_fixed_text(name):
     assert p(PROMPT, TEXT, OTHER) == EXPECTED[name]
     assert p(PROMPT, TEXT, OTHER) == EXPECTED[name]  # pure: the same edit every time (the cache relies on it)
     assert p.kind == ("destructive" if name in ("truncate_half", "shuffle_sentences", "other_response", "refusal",
-                                                 "dont_know", "twin") else "content-free")  # fmt: skip
+                                                 "dont_know", "twin", "twin_all") else "content-free")  # fmt: skip
     assert p.description
 
 
 def test_every_built_in_perturbation_has_a_fixed_text_test():
-    assert set(BUILT_IN) == set(EXPECTED) and len(BUILT_IN) == 12
+    assert set(BUILT_IN) == set(EXPECTED) and len(BUILT_IN) == 13
 
 
 def test_perturbation_edge_cases():

@@ -220,15 +220,15 @@ def _units(response: str) -> list[tuple[int, int, int]]:
     return out
 
 
-def _kept(response: str, units: list[tuple[int, int, int]]) -> list[bool]:
+def _kept(response: str, units: list[tuple[int, int, int]], ends: bool = True) -> list[bool]:
     """Which sentences the twin keeps: every one flr's detectors read as surface (an opener, a closer, a bait
-    question, a header line), and the first and last of the others when there are at least three of them."""
+    question, a header line), and (``ends``) the first and last of the others when there are at least three."""
     from flr.patterns import is_surface_sentence
 
     lines = response.split("\n")
     surface = [is_surface_sentence(response[a:b]) or lines[line].lstrip().startswith("#") for line, a, b in units]
     rest = [i for i, s in enumerate(surface) if not s]
-    if len(rest) >= 3:
+    if ends and len(rest) >= 3:
         surface[rest[0]] = surface[rest[-1]] = True
     return surface
 
@@ -244,9 +244,25 @@ def twin(prompt, response):
     in its twin alike, so it cancels in reward(response) - reward(twin); what depends on meaning lands in one.
     The shuffle is seeded by the words it moves, so the twins of a response and of its edits move them alike.
     None when fewer than two words can move (a one-sentence answer of one word, a response of surface only)."""
+    return _twin(response, ends=True)
+
+
+@perturbation(
+    "twin_all",
+    kind="destructive",
+    description="as twin, but only the sentences the detectors read as surface are kept: the first and last "
+    "sentence's words move too",
+)
+def twin_all(prompt, response):
+    """:func:`twin` without the kept first and last sentence: their meaning counts in the contrast too, and only the
+    surface flr detects (opener, closer, bait question, headers) is kept to cancel."""
+    return _twin(response, ends=False)
+
+
+def _twin(response: str, ends: bool) -> str | None:
     units = _units(response)
     spans: dict[int, list[tuple[int, int]]] = {}  # per line, the words that move
-    for (line, a, b), keep in zip(units, _kept(response, units)):
+    for (line, a, b), keep in zip(units, _kept(response, units, ends)):
         if not keep:
             spans.setdefault(line, []).extend((a + m.start(), a + m.end()) for m in re.finditer(r"\S+", response[a:b]))
     words = [response[x:y] for line in sorted(spans) for x, y in spans[line]]
@@ -290,6 +306,14 @@ _PROBES = (
     "minutes, until golden.",
     "def add(a, b):\n    return a + b\n\nThis function adds two numbers and returns their sum to the caller.",
 )
+
+
+def probe_fingerprint(edit: Perturbation) -> str:
+    """A fingerprint of what ``edit`` makes of the probe responses: it changes when the edit's behaviour does, even
+    through a helper its own source does not show."""
+    from flr.records import content_fingerprint
+
+    return content_fingerprint([edit("", text) for text in _PROBES])
 
 
 def contrast_edit(name: str, file: str | Path | None = None) -> Perturbation:

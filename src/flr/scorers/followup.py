@@ -130,8 +130,14 @@ class FollowUpReward(LMScorer):
             out.update(calibration=self.config.calibration, content_free=self.config.content_free)
         if self.length_coefficient:  # absent when off: older fingerprints stay valid
             out["length_term"] = self.length_coefficient
-        if self.contrast is not None:  # the edit's code, not its name: a changed twin must not hit old scores
-            out["contrast"] = {"name": self.contrast.name, "code": _code_id(self.contrast.fn)}
+        if self.contrast is not None:  # what the edit does, not its name: a changed twin must not hit old scores
+            from flr.perturbations import probe_fingerprint
+
+            out["contrast"] = {
+                "name": self.contrast.name,
+                "code": _code_id(self.contrast.fn),
+                "probes": probe_fingerprint(self.contrast),
+            }
             out["content_free"] = self.config.content_free
         return out
 
