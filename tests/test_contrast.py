@@ -113,3 +113,23 @@ def test_a_kept_content_free_edit_moves_the_contrast_less_than_plain_flr(tiny):
             before, after = scorer.score(records), scorer.score(edited)
             moved[name] += sum(abs(a.reward - b.reward) for a, b in zip(after, before))
     assert moved["contrast"] < moved["plain"]
+
+
+def test_eval_and_audit_reports_name_the_variant_and_eval_reports_the_signal_beyond_style(tmp_path, tiny_model_dir):
+    import json
+
+    from flr.cli import main
+
+    common = ["--scorers", "flr", "--followups", "compact", "--model", str(tiny_model_dir), "--cache",
+              str(tmp_path / "c.sqlite")]  # fmt: skip
+    ev, au = tmp_path / "eval", tmp_path / "audit"
+    assert main(["eval", "--benchmarks", "demo", "--limit", "12", *common, "--contrast", "twin", "-o", str(ev)]) == 0
+    report = (ev / "report.md").read_text()
+    assert "reward variant: follow-ups `compact`; contrast `twin`" in report
+    assert "Signal beyond style" in report
+    summary = json.loads((ev / "summary.json").read_text())
+    beyond = summary["results"]["demo"]["scorers"]["flr"]["length_control"]["beyond_style"]
+    assert beyond["n"] == 12 and set(beyond) >= {"coef", "ci", "covariate_coefs", "cv_accuracy_covariates"}
+    args = ["audit", "--input", "demo", "--limit", "2", "--perturbations", "opener", *common]
+    assert main([*args, "--style-debias", "batch", "-o", str(au)]) == 0
+    assert "style-debias `batch`" in (au / "report.md").read_text()
