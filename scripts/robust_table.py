@@ -18,10 +18,12 @@ from flr.eval.metrics import bootstrap_ci
 VARIANTS = [  # (label, run-folder suffix)
     ("plain FLR (paper's 60)", "plain"),
     ("contrast: `--contrast twin`", "contrast"),
+    ("contrast, first and last sentence moved too: `--contrast twin_all`", "contrast-all"),
     ("style: `--style-debias batch`", "style"),
     ("LOWESS: `--length-debias lowess`", "lowess"),
     ("robust follow-ups: `select --rank-on robust`", "robust"),
     ("contrast + style", "contrast-style"),
+    ("robust follow-ups + style", "robust-style"),
 ]
 CONTENT_FREE = ("closer", "opener", "bait_question", "restate_prompt", "markdown", "repeat_last_paragraph")
 DESTRUCTIVE = ("truncate_half", "shuffle_sentences", "other_response", "refusal", "dont_know")
@@ -91,7 +93,7 @@ def accuracy_table(root: Path) -> list[str]:
 
 
 def audit_table(root: Path) -> list[str]:
-    edits = [*CONTENT_FREE, *DESTRUCTIVE, "twin"]
+    edits = [*CONTENT_FREE, *DESTRUCTIVE, "twin", "twin_all"]
     lines = [
         "| variant | " + " | ".join(e.replace("_", " ") for e in edits) + " |",
         "|---" * (len(edits) + 1) + "|",
@@ -118,8 +120,10 @@ def main() -> None:
     root = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/sr")
     print("\n".join(accuracy_table(root)))
     print()
-    print("Audit, 40 PandaLM responses: content-free edits, % of responses whose reward rises [95% Wilson CI]; ")
-    print("destructive edits (and the twin itself), % whose reward falls")
+    plain = load(root / "audit-plain" / "summary.json")
+    n = plain["responses"] if plain else "?"
+    print(f"Audit, {n} PandaLM responses: content-free edits, % of responses whose reward rises [95% Wilson CI];")
+    print("destructive edits (and the twins themselves), % whose reward falls")
     print()
     print("\n".join(audit_table(root)))
 

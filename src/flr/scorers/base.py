@@ -186,7 +186,8 @@ class ScorerConfig:
             "help": "Contrastive FLR: none, or twin: reward(response) - reward(its content-destroyed twin: the same "
             "characters in the same lines, opener, closer, bait question, headers and the first and last other "
             "sentence kept, the words between shuffled within each line), so a content-free edit present in both "
-            "cancels. Or the name of a perturbation registered in --contrast-file. A response with no twin (fewer "
+            "cancels; twin_all: the same, keeping only the detected surface (the first and last sentence move too). "
+            "Or the name of a perturbation registered in --contrast-file. A response with no twin (fewer "
             "than two words that can move) is contrasted with --content-free. FLR only; about 2x the cost."
         },
     )
