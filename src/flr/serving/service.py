@@ -26,6 +26,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from flr.errors import FLRError, check_at_least
@@ -110,6 +111,9 @@ class Scheduler:
         self.running: list[asyncio.Future] = []  # the futures of the model call now
         self.seconds_per_record: float | None = None  # moving average of the calls so far; None before the first
         self.closed = False
+        # one thread runs every model call: a pool would spread the calls' allocations over several malloc arenas,
+        # and the server's memory would grow with fragmentation (the soak bench's RSS)
+        self.model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flr-model")
 
     def backlog(self) -> int:
         """Records ahead of a newcomer: in the running call, and queued by requests still waiting."""
@@ -157,9 +161,13 @@ class Scheduler:
                 batch.append((record, future, chunk))
         return [(r, f) for r, f, _ in batch]
 
-    async def _run(self) -> None:
-        from fastapi.concurrency import run_in_threadpool
+    def _score(self, records: list[dict]):
+        try:
+            return self.scorer.score(records)
+        finally:
+            _trim_heap()
 
+    async def _run(self) -> None:
         while not self.closed:
             if not self.queue:
                 self.ready.clear()
@@ -172,7 +180,8 @@ class Scheduler:
             self.calls, self.running = self.calls + 1, [f for _, f in live]
             start = time.monotonic()
             try:
-                results = await run_in_threadpool(self.scorer.score, [r for r, _ in live])
+                loop = asyncio.get_running_loop()
+                results = await loop.run_in_executor(self.model_thread, self._score, [r for r, _ in live])
             except Exception as exc:  # noqa: BLE001 - handed to the waiting requests
                 for _, f in live:
                     if not f.done():
@@ -186,6 +195,23 @@ class Scheduler:
             for (_, f), result in zip(live, results):
                 if not f.done():
                     f.set_result(result)
+
+
+def _trim_heap() -> None:
+    """Hand the memory a model call freed back to the OS (glibc's malloc_trim); nothing elsewhere."""
+    global _MALLOC_TRIM
+    if _MALLOC_TRIM is None:
+        try:
+            import ctypes
+
+            _MALLOC_TRIM = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _MALLOC_TRIM = False
+    if _MALLOC_TRIM:
+        _MALLOC_TRIM(0)
+
+
+_MALLOC_TRIM = None  # resolved on first use: False where there is no glibc
 
 
 @dataclass(eq=False)
