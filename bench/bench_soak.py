@@ -47,6 +47,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def floor_growth(samples: list[list[float]]) -> float | None:
+    """Growth of the memory the server keeps between calls: the minimum RSS of the last minute over that of the
+    first (``samples``: ``[seconds, MB]``). One sample can fall inside a model call, whose working memory
+    (+-150 MB with the embedded model) is freed after it; the minimum of a minute is the retained memory."""
+    minutes: dict[int, list[float]] = {}
+    for t, mb in samples:
+        minutes.setdefault(int(t // 60), []).append(mb)
+    if len(minutes) < 2:
+        return None
+    first, last = min(minutes[min(minutes)]), min(minutes[max(minutes)])
+    return (last - first) / first
+
+
 def rss_mb(pid: int) -> float | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -234,6 +247,7 @@ def run(
         "records_200_per_s": sum(n for _, s, _, n in answers if s == 200) / seconds,
         "rss_mb": rss,
         "rss_growth": (memory[-1] - memory[0]) / memory[0] if memory else None,
+        "rss_floor_growth": floor_growth(rss),
         "rss_max_mb": max(memory, default=None),
         "records_left_after_storm": left,
         "probe_idle_s": idle,

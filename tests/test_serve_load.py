@@ -410,3 +410,13 @@ def test_short_soak_every_request_answered_within_its_deadline(tmp_path):
     assert all(key.split(":")[1] in ("401", "413", "422") for key in result["status_malformed"])
     assert result["probe_after_storm_status"] == 200
     assert result["sigterm_seconds"] < 5.0 + 5.0
+
+
+def test_the_soak_measures_growth_on_the_memory_kept_between_calls():
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from bench_soak import floor_growth
+
+    # a call in flight lifts single samples; the minimum of each minute is what the server keeps
+    samples = [[0, 100.0], [15, 160.0], [30, 101.0], [60, 105.0], [75, 190.0], [119, 104.0]]
+    assert floor_growth(samples) == pytest.approx(0.04)
+    assert floor_growth([[0, 100.0], [30, 120.0]]) is None  # one minute: no growth to measure
