@@ -31,7 +31,7 @@ from pathlib import Path
 
 from flr.arguments import split_list
 from flr.errors import FLRError
-from flr.patterns import sentences
+from flr.patterns import is_surface_sentence, sentences
 
 KINDS = ("content-free", "destructive", "custom")
 
@@ -223,8 +223,6 @@ def _units(response: str) -> list[tuple[int, int, int]]:
 def _kept(response: str, units: list[tuple[int, int, int]], ends: bool = True) -> list[bool]:
     """Which sentences the twin keeps: every one flr's detectors read as surface (an opener, a closer, a bait
     question, a header line), and (``ends``) the first and last of the others when there are at least three."""
-    from flr.patterns import is_surface_sentence
-
     lines = response.split("\n")
     surface = [is_surface_sentence(response[a:b]) or lines[line].lstrip().startswith("#") for line, a, b in units]
     rest = [i for i, s in enumerate(surface) if not s]
@@ -269,33 +267,20 @@ def _twin(response: str, ends: bool) -> str | None:
     if len(set(words)) < 2:
         return None
     rng = _rng("\n".join(words))
-    out = list(response)
+    placed = []  # (start, end, word): each moving word's slot and the word that takes it
     for line in sorted(spans):
         where = spans[line]
         order = list(range(len(where)))
         rng.shuffle(order)
         if order == sorted(order) and len(order) > 1:  # the shuffle left the line as it was: move every word by one
             order = order[1:] + order[:1]
-        _place(out, response, [(x, y, response[where[j][0] : where[j][1]]) for (x, y), j in zip(where, order)])
-    result = "".join(out)
+        placed += [(x, y, response[where[j][0] : where[j][1]]) for (x, y), j in zip(where, order)]
+    pieces, cursor = [], 0
+    for x, y, word in placed:  # whitespace and kept text between the slots stay where they were
+        pieces += [response[cursor:x], word]
+        cursor = y
+    result = "".join(pieces) + response[cursor:]
     return None if result == response else result
-
-
-def _place(out: list[str], response: str, pieces: list[tuple[int, int, str]]) -> None:
-    """Write ``pieces`` (``(start, end, word)``, a line's moving words in order) into ``out`` so that the words
-    follow one another in the new order with each gap's whitespace kept: same characters, same line."""
-    if not pieces:
-        return
-    first, last = pieces[0][0], pieces[-1][1]
-    region = []
-    gaps = [response[pieces[i][1] : pieces[i + 1][0]] for i in range(len(pieces) - 1)]
-    for i, (_, _, word) in enumerate(pieces):
-        region.append(word)
-        if i < len(gaps):
-            region.append(gaps[i])
-    text = "".join(region)
-    out[first:last] = [""] * (last - first)
-    out[first] = text
 
 
 # probe responses for --contrast: an edit that returns each of them unchanged (or nothing) contrasts with nothing
