@@ -75,9 +75,12 @@ def test_debias_modes_are_checked_and_style_excludes_length():
 def test_debias_requests_groups_by_prompt_and_keeps_other_keys():
     requests = [(f"k{i}", ("p1" if i < 3 else "p2", "x" * (10 * (i + 1)))) for i in range(6)]
     rewards = {f"k{i}": float(i) for i in range(6)} | {"other": 7.0}
-    out = debias_requests(rewards, requests, style="prompt")
-    assert out["other"] == 7.0
-    assert sum(out[f"k{i}"] for i in range(3)) == pytest.approx(0.0, abs=1e-9)  # centred on its prompt
+    doubled = {k: 2 * v for k, v in rewards.items()}
+    out = debias_requests({"a": rewards, "b": doubled}, requests, style="prompt")
+    assert out["a"]["other"] == 7.0 and out["b"]["other"] == 14.0
+    assert sum(out["a"][f"k{i}"] for i in range(3)) == pytest.approx(0.0, abs=1e-9)  # centred on its prompt
+    # each table fitted on its own: a scaled reward gives scaled residuals
+    assert [out["b"][f"k{i}"] for i in range(6)] == pytest.approx([2 * out["a"][f"k{i}"] for i in range(6)])
 
 
 def test_the_style_coefficient_contains_zero_when_labels_follow_style_alone():

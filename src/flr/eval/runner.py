@@ -265,13 +265,17 @@ def evaluate_benchmark(
     return rows, metrics
 
 
-def debiased(table: dict, requests: list[tuple], **fit) -> dict:
-    """``table`` (text key -> ScoreResult) with each request's reward replaced by its length- or style-debiased
-    value (:func:`flr.scorers.debias.debias_requests`), fitted over this benchmark's responses."""
+def debiased(scores: dict[str, dict], requests: list[tuple], config: EvalConfig, length_of) -> dict[str, dict]:
+    """Every table of ``scores`` (scorer -> text key -> ScoreResult) but the length baseline's (debiased, nothing
+    would be left) with each request's reward replaced by its length- or style-debiased value
+    (:func:`flr.scorers.debias.debias_requests`), fitted over this benchmark's responses."""
     from dataclasses import replace
 
-    values = debias_requests({k: table[k].reward for k, _ in requests}, requests, **fit)
-    return {**table, **{k: replace(table[k], reward=v) for k, v in values.items()}}
+    tables = {s: {k: t[k].reward for k, _ in requests} for s, t in scores.items() if s != "length"}
+    fitted = debias_requests(
+        tables, requests, mode=config.length_debias, style=config.style_debias, length_of=length_of
+    )
+    return {s: {**scores[s], **{k: replace(scores[s][k], reward=v) for k, v in t.items()}} for s, t in fitted.items()}
 
 
 def pooled_length_control(rows_by_benchmark: dict[str, list[dict]], scorers, ratio: float, seed: int = 0) -> dict:
@@ -346,10 +350,7 @@ def run_eval(
                 raise FLRError(f"benchmark '{name}' is given twice")
             scores = {s: score_with_cache(scorer, requests, cache, f"{label} [{s}]") for s, scorer in scorers.items()}
             if config.length_debias != "none" or config.style_debias != "none":
-                fit = {"mode": config.length_debias, "style": config.style_debias, "length_of": length_of}
-                scores = {  # the length baseline stays itself: debiased, nothing would be left
-                    s: t if s == "length" else debiased(t, requests, **fit) for s, t in scores.items()
-                }
+                scores = {**scores, **debiased(scores, requests, config, length_of)}
             targets = load_targets(name, config.data_dir) if kind == "system" else None
             rows, metrics = evaluate_benchmark(
                 kind, records, scores, targets, seed=config.seed, length_ratio=config.length_ratio, length_of=length_of

@@ -357,8 +357,9 @@ def run_audit(
                 write_jsonl(out / MOVES_FILE, moves)
     rewards = {s: {k: res.reward for k, res in table.items()} for s, table in scores.items()}
     if config.length_debias != "none" or config.style_debias != "none":
+        tables = {s: t for s, t in rewards.items() if s != "length"}  # length debiased: nothing would be left
         fit = {"mode": config.length_debias, "style": config.style_debias}
-        rewards = {s: t if s == "length" else debias_requests(t, requests, **fit) for s, t in rewards.items()}
+        rewards = {**rewards, **debias_requests(tables, requests, **fit)}
     results, margins, rows = audit_results(plan, rewards)
     write_jsonl(out / AUDIT_FILE, rows)
     summary = {

@@ -378,7 +378,8 @@ def debiased_scores(
     distinct candidates with finite rewards: all rows together (``batch``, ``lowess``) or each row alone (``prompt``).
     A repeated text takes its first occurrence's value. ``none``: the rewards as they are. Returns (per-row lists,
     fit info)."""
-    if check_mode(mode, style=style) == "none" and style == "none":
+    check_mode(mode, style=style)
+    if mode == style == "none":
         return [list(s) for s in scores], {"mode": "none"}
     where, rewards, lengths = [], [], []
     for n, (cands, row_scores) in enumerate(zip(candidates, scores)):

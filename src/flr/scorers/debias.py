@@ -99,11 +99,7 @@ def residualize(rewards, lengths, groups: Sequence[Hashable] | None = None) -> t
         out[ok] = r[ok] - a - b * x[ok]
         return out, {"mode": "batch", "n": int(ok.sum()), "intercept": _number(a), "slope": b}
 
-    index: dict[Hashable, list[int]] = {}
-    for i, g in enumerate(groups):
-        if ok[i]:
-            index.setdefault(g, []).append(i)
-    members = [np.array(v) for v in index.values()]
+    members = _members(groups, ok)
     # pooled within-prompt slope: every prompt's reward and log length centred on the prompt's own means
     dx = np.concatenate([x[m] - x[m].mean() for m in members]) if members else np.zeros(0)
     dr = np.concatenate([r[m] - r[m].mean() for m in members]) if members else np.zeros(0)
@@ -150,35 +146,49 @@ def style_residuals(rewards, features, groups: Sequence[Hashable] | None = None)
     from flr.patterns import STYLE_FEATURES
 
     r = np.asarray(rewards, dtype=float)
-    X = np.asarray(features, dtype=float).reshape(len(r), -1)
+    X = np.asarray(features, dtype=float).reshape(len(r), -1).copy()  # a copy: centring below leaves it alone
     out = np.full_like(r, np.nan)
     ok = np.isfinite(r)
-    Xo, ro = X[ok], r[ok]  # copies (boolean indexing): centring below leaves the inputs alone
     if groups is None:
-        design = np.column_stack([np.ones(len(ro)), Xo])
-    else:
-        keys = [g for g, good in zip(groups, ok) if good]
-        members: dict[Hashable, list[int]] = {}
-        for i, g in enumerate(keys):
-            members.setdefault(g, []).append(i)
-        for idx in members.values():  # centre on each group's own means: the fit sees within-prompt differences
-            Xo[idx] -= Xo[idx].mean(axis=0)
-            ro[idx] -= ro[idx].mean()
-        design = Xo
-    coef = np.linalg.lstsq(design, ro, rcond=None)[0] if len(ro) else np.zeros(design.shape[1])
-    out[ok] = ro - design @ coef
-    names = list(STYLE_FEATURES)[: X.shape[1]] if X.shape[1] == len(STYLE_FEATURES) else list(range(X.shape[1]))
+        design = np.column_stack([np.ones(len(r)), X])[ok]
+        target = r[ok]
+    else:  # centre on each group's own means: the fit sees within-prompt differences only
+        target = r.copy()
+        for m in _members(groups, ok):
+            X[m] -= X[m].mean(axis=0)
+            target[m] -= target[m].mean()
+        design, target = X[ok], target[ok]
+    coef = np.linalg.lstsq(design, target, rcond=None)[0] if len(target) else np.zeros(design.shape[1])
+    out[ok] = target - design @ coef
+    names = STYLE_FEATURES if X.shape[1] == len(STYLE_FEATURES) else range(X.shape[1])
     slopes = coef[1:] if groups is None else coef
     info = {"mode": "batch" if groups is None else "prompt", "n": int(ok.sum())}
     info["coefficients"] = {str(k): _number(float(v)) for k, v in zip(names, slopes)}
     return out, info
 
 
+def _members(groups: Sequence[Hashable], ok: np.ndarray) -> list[np.ndarray]:
+    """Per group, in order of first appearance, the indices of its responses with a finite reward."""
+    index: dict[Hashable, list[int]] = {}
+    for i, g in enumerate(groups):
+        if ok[i]:
+            index.setdefault(g, []).append(i)
+    return [np.array(v) for v in index.values()]
+
+
 def debias(
-    rewards, lengths, mode: str, groups: Sequence[Hashable] | None = None, *, style: str = "none", texts=None
+    rewards,
+    lengths,
+    mode: str,
+    groups: Sequence[Hashable] | None = None,
+    *,
+    style: str = "none",
+    texts=None,
+    features=None,
 ) -> tuple[np.ndarray, dict]:
     """Debiased rewards by mode name: a length ``mode`` (:func:`residualize`; ``lowess``: :func:`lowess_residuals`)
-    or a ``style`` mode (:func:`style_residuals` on the style vectors of ``texts``, log length from ``lengths``).
+    or a ``style`` mode (:func:`style_residuals` on the style vectors of ``texts``, log length from ``lengths``;
+    ``features``: those vectors, already measured).
     ``none`` for both returns the rewards as they are; ``batch`` ignores ``groups``, ``prompt`` needs them."""
     check_mode(mode, style=style)
     grouped = "prompt" in (mode, style)
@@ -187,9 +197,10 @@ def debias(
     if style != "none":
         from flr.patterns import style_matrix
 
-        if texts is None:
+        if features is None and texts is None:
             raise FLRError("--style-debias needs the responses' texts")
-        values, info = style_residuals(rewards, style_matrix(texts, lengths), groups if grouped else None)
+        features = style_matrix(texts, lengths) if features is None else features
+        values, info = style_residuals(rewards, features, groups if grouped else None)
         return values, {**info, "style": True}
     if mode == "none":
         return np.asarray(rewards, dtype=float).copy(), {"mode": "none"}
@@ -199,17 +210,22 @@ def debias(
 
 
 def debias_requests(
-    rewards: dict, requests: Sequence[tuple], *, mode: str = "none", style: str = "none", length_of=len
-) -> dict:
-    """``rewards`` (text key -> reward) with each of ``requests``' rewards (``(key, (prompt, response))``, the unique
-    texts of a benchmark or an audit) replaced by its debiased value (:func:`debias`), fitted over them all; a
-    prompt groups the responses to it. Keys not in ``requests`` keep their reward."""
+    tables: dict[str, dict], requests: Sequence[tuple], *, mode: str = "none", style: str = "none", length_of=len
+) -> dict[str, dict]:
+    """Each of ``tables`` (scorer -> text key -> reward) with the rewards of ``requests`` (``(key, (prompt,
+    response))``, the unique texts of a benchmark or an audit) replaced by their debiased values (:func:`debias`),
+    fitted per table over all of them; a prompt groups the responses to it. The lengths, prompts and style vectors
+    are measured once for every table; keys not in ``requests`` keep their reward."""
+    from flr.patterns import style_matrix
     from flr.scorers.cache import text_key
 
     keys = [k for k, _ in requests]
     texts = [response for _, (_, response) in requests]
+    lengths = [length_of(t) for t in texts]
     groups = [text_key(prompt, "") for _, (prompt, _) in requests]
-    values, _ = debias(
-        [rewards[k] for k in keys], [length_of(t) for t in texts], mode, groups, style=style, texts=texts
-    )
-    return {**rewards, **{k: float(v) for k, v in zip(keys, values)}}
+    features = style_matrix(texts, lengths) if style != "none" else None
+    out = {}
+    for name, rewards in tables.items():
+        values, _ = debias([rewards[k] for k in keys], lengths, mode, groups, style=style, features=features)
+        out[name] = {**rewards, **{k: float(v) for k, v in zip(keys, values)}}
+    return out
