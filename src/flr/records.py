@@ -22,6 +22,9 @@ SCORED_FILE = "scored.jsonl"  # flr mine: every candidate's reward
 MINED_FILES = {"dpo": "pairs.jsonl", "kto": "unpaired.jsonl"}  # flr mine
 COMPARE_FILE = "compare.jsonl"  # flr compare
 SUMMARY_FILE = "summary.json"  # every job
+MOVES_FILE = (
+    "followup_moves.jsonl"  # flr audit (FLR scorer): how content-free edits move each follow-up; select reads it
+)
 
 logger = logging.getLogger(__name__)
 

@@ -58,7 +58,7 @@ RANK_ON = ("matched", "all", "robust")
 def robust_candidates(stats: Sequence[dict], moves: Sequence[dict], drop: float) -> list[dict]:
     """``stats`` less, in each category and polarity, the ``drop`` share (rounded up, at least one kept) of
     follow-ups whose log-probs content-free edits move most towards a higher reward (``mean_move`` of an audit's
-    :data:`flr.jobs.audit.MOVES_FILE`). A follow-up the audit did not measure is an error."""
+    :data:`flr.records.MOVES_FILE`). A follow-up the audit did not measure is an error."""
     moved = {(m["category"], m["polarity"], m["text"]): m["mean_move"] for m in moves}
     missing = [s["text"] for s in stats if (s["category"], s["polarity"], s["text"]) not in moved]
     if missing:

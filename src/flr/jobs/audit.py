@@ -31,14 +31,13 @@ from flr.perturbations import (  # noqa: F401 - older users' perturbation files 
     select_perturbations,
 )
 from flr.provenance import provenance_text, variant_text, write_summary
-from flr.records import seeded_sample, write_jsonl
+from flr.records import MOVES_FILE, seeded_sample, write_jsonl
 from flr.scorers.cache import open_cache, score_with_cache, text_key
 from flr.scorers.debias import DEBIAS_HELP, STYLE_HELP, check_mode, debias_requests
 
 logger = logging.getLogger(__name__)
 
 AUDIT_FILE = "audit.jsonl"
-MOVES_FILE = "followup_moves.jsonl"  # per follow-up: how content-free edits move its log-prob (flr's scorer)
 PLOT_FILE = "audit.png"
 
 

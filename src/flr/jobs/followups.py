@@ -20,6 +20,7 @@ from flr.eval.runner import EvalConfig, benchmark_records
 from flr.eval.selection import followup_accuracy, robust_candidates, select_followups, write_followups
 from flr.followups import dump_followups, load_followups
 from flr.kernel.models import ModelConfig, model_name
+from flr.records import MOVES_FILE
 from flr.scorers import ScorerConfig, build_scorer
 from flr.scorers.base import BaseScorer
 from flr.scorers.cache import open_cache
@@ -79,10 +80,10 @@ class SelectConfig:
             raise FLRError("--rank-on robust and --audit-run DIR go together")
 
     def moves(self) -> list[dict]:
-        """The audit run's per-follow-up moves (:data:`flr.jobs.audit.MOVES_FILE`); one error if it has none."""
-        path = Path(self.audit_run, "followup_moves.jsonl")
+        """The audit run's per-follow-up moves (:data:`flr.records.MOVES_FILE`); one error if it has none."""
+        path = Path(self.audit_run, MOVES_FILE)
         if not path.is_file():
-            raise FLRError(f"{self.audit_run}: no followup_moves.jsonl (run flr audit with --scorers flr first)")
+            raise FLRError(f"{self.audit_run}: no {MOVES_FILE} (run flr audit with --scorers flr first)")
         return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
