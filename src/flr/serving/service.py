@@ -136,6 +136,7 @@ class Scheduler:
     def close(self) -> None:
         """Shutdown: queued records get 503 at once; the running call finishes and answers its requests."""
         self.closed = True
+        self.model_thread.shutdown(wait=False)  # the running call finishes; the thread ends after it
         error = RequestError(503, "the service is shutting down", {"Retry-After": "5"})
         while self.queue:
             _, future, _ = self.queue.popleft()
