@@ -176,5 +176,6 @@ def test_cli_select_robust_reads_an_audit_run_and_checks_it_first(tmp_path, tiny
     capsys.readouterr()
     assert main(["followups", "select", "--rank-on", "robust", *common]) == 2
     assert "go together" in capsys.readouterr().err
-    assert main(["followups", "select", "--rank-on", "robust", "--audit-run", str(tmp_path), *common]) == 2
+    no_moves = ["followups", "select", "--benchmark", "demo", "--rank-on", "robust", "--audit-run", str(tmp_path)]
+    assert main([*no_moves, *common]) == 2
     assert "no followup_moves.jsonl" in capsys.readouterr().err

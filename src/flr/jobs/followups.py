@@ -135,6 +135,7 @@ def run_select(
 
     Returns ``{"output", "statistics", "rank_key", "ranked"}``: the two paths, the statistic ranked on and the
     statistics as written."""
+    moves = config.moves() if config.rank_on == "robust" else None  # a file read: before the pairs
     records = labelled_pairs(
         config.benchmark,
         config.data_dir,
@@ -151,7 +152,6 @@ def run_select(
             f"{config.length_ratio}x): raise --limit or --length-ratio, or use --rank-on all"
         )
     fset = load_followups(flr_config.followups).select(flr_config.categories)  # a bad set fails before the model loads
-    moves = config.moves() if config.rank_on == "robust" else None
     if moves is not None:  # every follow-up measured by the audit, checked before the model loads
         robust_candidates([{"category": c, "polarity": p, "text": t} for c, p, t in fset.utterances], moves, 0)
     scorer = scorer or build_scorer("flr", model_config=model_config, config=flr_config)
