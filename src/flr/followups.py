@@ -309,6 +309,40 @@ def dump_followups(fset: FollowUpSet, path: str | os.PathLike[str], *, extra: Ma
     Path(path).write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=119), encoding="utf-8")
 
 
+def split_followups(fset: FollowUpSet, seed: int = 0) -> tuple[FollowUpSet, FollowUpSet]:
+    """Two disjoint halves of ``fset``: each category's positives and negatives shuffled with ``seed`` and cut in
+    two (the first half gets the odd one), so both halves keep every category and polarity. One half can mine or
+    train while the other judges, and a judge never sees the follow-ups the policy was optimised for."""
+    import random
+
+    rng = random.Random(seed)
+    halves: tuple[dict, dict] = ({}, {})
+    for cat in fset.categories.values():
+        parts = {}
+        for polarity in _POLARITIES:
+            texts = cat.positive if polarity == "positive" else cat.negative
+            if len(texts) < 2:
+                raise FLRError(f"cannot split '{fset.name}': {cat.name} has fewer than two {polarity} follow-ups")
+            order = list(range(len(texts)))
+            rng.shuffle(order)
+            cut = (len(texts) + 1) // 2
+            parts[polarity] = [sorted(order[:cut]), sorted(order[cut:])]  # file order within each half
+        for half, out in enumerate(halves):
+            pos, neg = parts["positive"][half], parts["negative"][half]
+            out[cat.name] = Category(
+                name=cat.name,
+                positive=tuple(cat.positive[i] for i in pos),
+                negative=tuple(cat.negative[i] for i in neg),
+                description=cat.description,
+                positive_weights=None if cat.positive_weights is None else tuple(cat.positive_weights[i] for i in pos),
+                negative_weights=None if cat.negative_weights is None else tuple(cat.negative_weights[i] for i in neg),
+            )
+    return tuple(
+        FollowUpSet(f"{fset.name}-{tag}", cats, fset.default_categories, fset.length_coefficient)
+        for tag, cats in zip("ab", halves)
+    )
+
+
 def _parse_defaults(raw: Any, categories: dict[str, Category], label: str) -> tuple[str, ...]:
     if raw is None:
         return tuple(categories)

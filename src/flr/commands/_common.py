@@ -104,6 +104,10 @@ def check_scorer_settings(scorer: str, flr_config) -> None:
 
     if not is_scorer_name(scorer):
         raise FLRError(f"unknown scorer '{scorer}': use one of {', '.join(SCORERS)}")
+    if scorer.startswith("implicit:"):
+        from flr.scorers.implicit import check_spec
+
+        check_spec(scorer)
     if scorer == "flr":
         check_length_term(flr_config, load_followups(flr_config.followups).select(flr_config.categories))
 

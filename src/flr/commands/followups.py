@@ -6,7 +6,7 @@ import argparse
 
 from flr.commands._common import add_command, make_subparsers, to_configs
 from flr.followups import load_followups
-from flr.jobs.followups import FitConfig, SelectConfig, run_fit, run_select
+from flr.jobs.followups import FitConfig, SelectConfig, SplitConfig, run_fit, run_select, run_split
 from flr.kernel.models import ModelConfig
 from flr.scorers import ScorerConfig
 
@@ -64,6 +64,21 @@ def make_parser(subparsers):
     )
     fit.epilog = FIT_EXAMPLES
     fit.set_defaults(func=fit_main)
+    split = add_command(
+        subs,
+        "split",
+        help="Cut a follow-up set into two disjoint halves (seeded, per category and polarity).",
+        description="Writes a.yaml and b.yaml: each category's positive and negative follow-ups shuffled with --seed "
+        "and cut in two. Mine or train with one half and judge with the other, so the judge's follow-ups are not "
+        "the ones the policy was optimised for. No model is loaded.",
+        dataclasses_=(SplitConfig, ScorerConfig),
+    )
+    split.epilog = """examples:
+  flr followups split --followups paper --seed 0 -o runs/split        # the paper's 60 -> 30 + 30
+  flr mine --candidates runs/gen/candidates.jsonl --followups runs/split/a.yaml -o runs/mine
+  flr compare --candidate runs/dpo --judge flr --followups runs/split/b.yaml   # judged by the held-out half
+"""
+    split.set_defaults(func=split_main)
     parser.set_defaults(func=lambda args: parser.print_help() or 1)
     return parser
 
@@ -84,6 +99,14 @@ def select_main(args) -> int:
     for s in summary["ranked"][:10]:
         print(f"{100 * s[key]:5.1f}%  {s['category']:22s} {s['polarity']:9s} {s['text']}")
     print(f"flr followups: wrote {summary['output']} (and per-utterance statistics in {summary['statistics']})")
+    return 0
+
+
+def split_main(args) -> int:
+    config, flr_config = to_configs(args, SplitConfig, ScorerConfig)
+    summary = run_split(config, flr_config)
+    for tag, half in summary["halves"].items():
+        print(f"half {tag}: {half['utterances']} follow-ups of {summary['source']} -> {half['path']}")
     return 0
 
 

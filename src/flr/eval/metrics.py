@@ -365,3 +365,33 @@ def partial_spearman(x, y, control) -> dict:
     r = max(-1.0, min(1.0, (r_ab - r_ac * r_bc) / denom))
     t = r * math.sqrt((n - 3) / max(1 - r * r, 1e-12))
     return {"spearman": r, "p": float(2 * stats.t.sf(abs(t), n - 3)), "n": n}
+
+
+def paired_difference(candidate, base, *, seed: int = 0, n_resamples: int = 1000) -> dict:
+    """Mean of ``candidate - base`` over paired items (prompts) with a percentile bootstrap CI; both means too."""
+    c, b = _array(candidate), _array(base)
+    _same_length(c, b)
+    diff = c - b
+    return {
+        "n": len(diff),
+        "candidate": float(c.mean()) if len(c) else float("nan"),
+        "base": float(b.mean()) if len(b) else float("nan"),
+        "difference": float(diff.mean()) if len(diff) else float("nan"),
+        "ci": list(bootstrap_ci(diff, n_resamples=n_resamples, seed=seed)),
+        "candidate_higher": float(np.mean(diff > 0)) if len(diff) else float("nan"),
+    }
+
+
+def surface_drift(candidate_texts: Sequence[str], base_texts: Sequence[str], *, seed: int = 0) -> dict:
+    """What tuning changed on the surface of a policy's answers to the same prompts: mean length (characters) and
+    the share carrying each content-free pattern (:data:`flr.patterns.DETECTORS`), candidate against base, each
+    a :func:`paired_difference` with a bootstrap CI over prompts."""
+    from flr.patterns import DETECTORS, detect_patterns
+
+    found = {role: [detect_patterns(t) for t in texts] for role, texts in (("c", candidate_texts), ("b", base_texts))}
+    out = {"length": paired_difference([len(t) for t in candidate_texts], [len(t) for t in base_texts], seed=seed)}
+    for name in DETECTORS:
+        out[name] = paired_difference(
+            [float(name in f) for f in found["c"]], [float(name in f) for f in found["b"]], seed=seed
+        )
+    return out

@@ -11,6 +11,11 @@ Both policies answer every prompt (greedy by default, or seeded sampling), then 
 
 Preferences are 1 (candidate wins), 0.5 (tie) or 0 (base wins). The report gives the win rate with a normal 95% CI,
 the length-controlled win rate (AlpacaEval-2 style) with a bootstrap CI, and the tie rate.
+
+Two judges need no judge model at all and so cannot be the reward the policy was tuned on: the surface drift (mean
+length and content-free pattern shares of the candidate's answers against the base's, with CIs) and, with
+``--reference-field``, the reference likelihood (the candidate's mean per-token log-likelihood gain over the base on
+a strong reference answer to each prompt, e.g. GPT-4's).
 """
 
 from __future__ import annotations
@@ -23,14 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
-from flr.errors import FLRError
+from flr.errors import FLRError, InputError
 from flr.eval.html import compare_page
-from flr.eval.metrics import bootstrap_ci, length_controlled_win_rate, win_rate
+from flr.eval.metrics import bootstrap_ci, length_controlled_win_rate, paired_difference, surface_drift, win_rate
 from flr.jobs.generate import PromptConfig, SamplingConfig, generate, load_prompts
 from flr.kernel.models import ModelConfig, load_model, model_name
 from flr.patterns import pattern_report, pattern_section
 from flr.provenance import write_summary
-from flr.records import COMPARE_FILE, read_jsonl, write_jsonl
+from flr.records import COMPARE_FILE, read_jsonl, read_records, write_jsonl
 from flr.scorers import ScorerConfig, build_scorer
 from flr.scorers.cache import cached_scores
 
@@ -75,6 +80,14 @@ class CompareConfig:
     cache: str | None = field(
         default=None,
         metadata={"help": "Score cache for the judge's scores (default: $FLR_CACHE/scores.sqlite): judging resumes."},
+    )
+    reference_field: str | None = field(
+        default=None,
+        metadata={
+            "help": "Field of the prompt file holding a strong reference answer (e.g. GPT-4's): also report the "
+            "candidate's mean per-token log-likelihood gain over the base on it, a judge that no reward model "
+            "or FLR enters."
+        },
     )
 
 
@@ -164,6 +177,37 @@ def make_judge(cfg: CompareConfig, flr_config: ScorerConfig):
     raise FLRError(f"unknown judge '{cfg.judge}': use flr, direct, length, rm:<model> or llm:<model>")
 
 
+def load_references(prompt_cfg: PromptConfig, prompts: Sequence[dict], field_name: str) -> list[str]:
+    """The reference answer of each prompt (same file, offset and limit as :func:`load_prompts`), checked before
+    any model loads: a missing or empty one names its file, line and field."""
+    limit = None if prompt_cfg.limit is None else prompt_cfg.offset + prompt_cfg.limit
+    records = read_records(prompt_cfg.prompts, split=prompt_cfg.split, field_map=prompt_cfg.field_map, limit=limit)
+    references = []
+    for rec in records[prompt_cfg.offset :]:
+        value = rec.data.get(field_name)
+        if not isinstance(value, str) or not value.strip():
+            raise InputError("missing or empty reference answer", file=rec.source, line=rec.line, field=field_name)
+        references.append(value)
+    assert len(references) == len(prompts)
+    return references
+
+
+def reference_likelihood(cfg: CompareConfig, prompts: Sequence[dict], references: Sequence[str], config) -> dict:
+    """Each policy's mean per-token log-likelihood of the reference answers, and the candidate's gain over the
+    base (:func:`flr.eval.metrics.paired_difference`: mean over prompts, bootstrap CI)."""
+    import dataclasses
+
+    records = [{"prompt": p["prompt"], "response": r} for p, r in zip(prompts, references)]
+    config = dataclasses.replace(config, statistic="mean", calibration="none", contrast="none", contrast_file=None)
+    values = {}
+    for role, spec in (("base", cfg.base), ("candidate", cfg.candidate)):
+        model_config = ModelConfig(model=spec, device=cfg.device, dtype=cfg.dtype)
+        scorer = build_scorer("direct", model_config=model_config, config=config, model_name=model_name(spec))
+        values[role] = [r.reward for r in cached_scores(scorer, records, cfg.cache, f"reference likelihood ({role})")]
+        del scorer  # one policy in memory at a time
+    return paired_difference(values["candidate"], values["base"], n_resamples=cfg.bootstrap)
+
+
 # -- metrics and report -------------------------------------------------------------------------------------
 
 
@@ -240,9 +284,41 @@ def write_report(path: str | Path, summary: dict, judge: dict, base: str, candid
         "LC numbers.",
         "",
     ]
+    lines += drift_section(summary)
     if "patterns" in summary:
         lines += ["", *pattern_section(summary["patterns"], "Content-free patterns in the outputs")]
     Path(path).write_text("\n".join(lines))
+
+
+def drift_section(summary: dict) -> list[str]:
+    """Report lines of the two judges without a judge model: surface drift and the reference likelihood."""
+    lines = []
+    if "drift" in summary:
+        lines += [
+            "",
+            "## Surface drift: candidate vs base answers to the same prompts",
+            "",
+            "| measure | base | candidate | difference [95% CI] |",
+            "|---|---|---|---|",
+        ]
+        for name, d in summary["drift"].items():
+            unit, scale = ("chars", 1) if name == "length" else ("% of answers", 100)
+            lines.append(
+                f"| {name} ({unit}) | {scale * d['base']:.1f} | {scale * d['candidate']:.1f} | "
+                f"{scale * d['difference']:+.1f} [{scale * d['ci'][0]:+.1f}, {scale * d['ci'][1]:+.1f}] |"
+            )
+    if "reference_likelihood" in summary:
+        r = summary["reference_likelihood"]
+        lines += [
+            "",
+            "## Reference likelihood",
+            "",
+            f"Mean per-token log-likelihood of the reference answers (`{summary.get('reference_field')}`), "
+            f"{r['n']} prompts: base {r['base']:.4f}, candidate {r['candidate']:.4f}; gain "
+            f"{r['difference']:+.4f} nats/token [95% CI {r['ci'][0]:+.4f}, {r['ci'][1]:+.4f}]; the candidate finds "
+            f"the reference more likely on {100 * r['candidate_higher']:.0f}% of prompts.",
+        ]
+    return lines
 
 
 def plot_compare(path: str | Path, rows: list[dict], summary: dict, base: str, candidate: str) -> Path:
@@ -297,6 +373,7 @@ def run(
     flr_config = flr_config or ScorerConfig()
     out = Path(cfg.output_dir)
     prompts = load_prompts(prompt_cfg, sampling.system_prompt)
+    references = load_references(prompt_cfg, prompts, cfg.reference_field) if cfg.reference_field else None
     responses, tokens = {}, {}
     for role, spec in (("base", cfg.base), ("candidate", cfg.candidate)):
         path = out / f"generations_{role}.jsonl"
@@ -332,7 +409,11 @@ def run(
         "metrics": summarize(rows, n_resamples=cfg.bootstrap, seed=sampling.seed),
         # content-free patterns (closer, opener, bait question, markdown) in each policy's outputs: what tuning taught
         "patterns": pattern_report({"base": bases, "candidate": cands}),
+        "drift": surface_drift(cands, bases, seed=sampling.seed),
     }
+    if references is not None:
+        summary["reference_field"] = cfg.reference_field
+        summary["reference_likelihood"] = reference_likelihood(cfg, prompts, references, flr_config)
     summary = write_summary(out, summary, cfg, prompt_cfg, sampling, flr_config)
     write_report(out / "report.md", summary, summary["judge"], cfg.base, cfg.candidate)
     write_leaderboard(out / "leaderboard.csv", rows, cfg.candidate)

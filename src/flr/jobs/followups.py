@@ -1,5 +1,6 @@
 """Building follow-up sets from labelled pairs: ``flr followups select`` (keep the follow-ups that alone rank the
-pairs best) and ``flr followups fit`` (weigh every follow-up by a logistic regression).
+pairs best) and ``flr followups fit`` (weigh every follow-up by a logistic regression); and ``flr followups split``
+(two disjoint halves of a set: one to optimise against, one to judge with).
 
 Each job reads and checks its pairs before any model loads, scores both responses of every pair with every
 follow-up through the score cache (a rerun or a refit recomputes nothing) and writes the set; it returns what it
@@ -18,7 +19,7 @@ from flr.eval.fitting import fit_weights, length_feature, pair_features, weighte
 from flr.eval.metrics import length_matched
 from flr.eval.runner import EvalConfig, benchmark_records
 from flr.eval.selection import followup_accuracy, robust_candidates, select_followups, write_followups
-from flr.followups import dump_followups, load_followups
+from flr.followups import dump_followups, load_followups, split_followups
 from flr.kernel.models import ModelConfig, model_name
 from flr.records import MOVES_FILE
 from flr.scorers import ScorerConfig, build_scorer
@@ -216,3 +217,27 @@ def run_fit(
     }
     dump_followups(fitted, config.output, extra={"fit": fit})
     return {"output": config.output, "fit": fit, "stats": stats}
+
+
+@dataclass
+class SplitConfig:
+    output_dir: str = field(
+        default="runs/followups-split",
+        metadata={"help": "Folder for a.yaml (the half to mine or train with) and b.yaml (the half that judges).",
+                  "aliases": ["-o"]},
+    )  # fmt: skip
+    seed: int = field(default=0, metadata={"help": "Seed of the shuffle within each category and polarity."})
+
+
+def run_split(config: SplitConfig, flr_config: ScorerConfig) -> dict:
+    """Write the two halves of ``flr_config``'s follow-up set (its selected categories); returns what it wrote."""
+    fset = load_followups(flr_config.followups).select(flr_config.categories)
+    out = Path(config.output_dir)
+    written = {}
+    for tag, half in zip("ab", split_followups(fset, config.seed)):
+        path = out / f"{tag}.yaml"
+        extra = {"description": f"half {tag} of '{fset.name}' ({fset.fingerprint()}), flr followups split --seed "
+                 f"{config.seed}; the other half is disjoint"}  # fmt: skip
+        dump_followups(half, path, extra=extra)
+        written[tag] = {"path": str(path), "utterances": len(half.utterances), "fingerprint": half.fingerprint()}
+    return {"source": fset.name, "seed": config.seed, "halves": written}

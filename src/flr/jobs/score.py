@@ -305,6 +305,10 @@ def run_key(job: ScoreJobConfig, scorer_config, model_config) -> str:
     if not settings.get("length_term"):  # off: the key outputs written before the option existed carry
         settings.pop("length_term", None)
     spec = job.scorer[3:] if job.scorer.startswith("rm:") else model_config.model
+    if job.scorer.startswith("implicit:"):  # the policy's weights (an adapter's include its base's)
+        from flr.scorers.implicit import parse_spec
+
+        spec = parse_spec(job.scorer)[0]
     dtype = resolve_dtype(model_config.dtype, resolve_device(model_config.device))
     # settings in field order, unsorted: the key outputs already carry
     return content_fingerprint(

@@ -1,11 +1,11 @@
 """Reward sources behind one protocol (base): FLR (followup), the direct likelihood (direct), length and classifier
-reward models (baselines), their SQLite score cache (cache) and length-debiased rewards (debias). Imports flr's
-plain modules and kernel."""
+reward models (baselines), a tuned policy's implicit reward (implicit), their SQLite score cache (cache) and
+length-debiased rewards (debias). Imports flr's plain modules and kernel."""
 
 from __future__ import annotations
 
 from flr.scorers.base import BaseScorer, Scorer, ScorerConfig, ScoreResult
-from flr.scorers.baselines import ClassifierReward, LengthBaseline
+from flr.scorers.baselines import ClassifierReward, LengthBaseline, RandomBaseline
 from flr.scorers.direct import DirectLikelihood
 from flr.scorers.followup import FollowUpReward
 
@@ -15,6 +15,7 @@ __all__ = [
     "DirectLikelihood",
     "FollowUpReward",
     "LengthBaseline",
+    "RandomBaseline",
     "ScoreResult",
     "Scorer",
     "ScorerConfig",
@@ -22,16 +23,23 @@ __all__ = [
     "build_scorers",
 ]
 
-SCORERS = ("flr", "direct", "length", "rm:<model>")
+SCORERS = ("flr", "direct", "length", "random", "rm:<model>", "implicit:<policy>[@<reference>]")
 
 
 def is_scorer_name(name: str) -> bool:
-    return name in ("flr", "direct", "length") or (name.startswith("rm:") and len(name) > 3)
+    return name in ("flr", "direct", "length", "random") or any(
+        name.startswith(prefix) and len(name) > len(prefix) for prefix in ("rm:", "implicit:")
+    )
 
 
 def build_scorers(names, model_config, config: ScorerConfig | None = None) -> dict[str, BaseScorer]:
     """``{name: scorer}`` for ``names``; the causal LM that ``flr`` and ``direct`` read is loaded once, shared."""
     from flr.kernel.models import load_model, model_name
+    from flr.scorers.implicit import PREFIX, check_spec
+
+    for name in names:  # every policy and tokenizer checked before the first model loads
+        if name.startswith(PREFIX):
+            check_spec(name)
 
     model = tokenizer = None
     if any(n in ("flr", "direct") for n in names):
@@ -51,7 +59,8 @@ def build_scorer(
     config: ScorerConfig | None = None,
     model_name: str | None = None,
 ) -> BaseScorer:
-    """A scorer by name: ``flr``, ``direct``, ``length`` or ``rm:<hub id or folder>``.
+    """A scorer by name: ``flr``, ``direct``, ``length``, ``random``, ``rm:<hub id or folder>`` or ``implicit:<policy>[@<ref>]``
+    (:mod:`flr.scorers.implicit`: it loads its own models on ``model_config``'s device).
 
     ``flr`` and ``direct`` need a causal LM: pass ``model`` and ``tokenizer``, or a ``model_config``
     (:class:`flr.kernel.models.ModelConfig`) to load one.
@@ -64,6 +73,12 @@ def build_scorer(
         raise FLRError(f"unknown scorer '{name}': use one of {', '.join(SCORERS)}")
     if name == "length":
         return LengthBaseline()
+    if name == "random":
+        return RandomBaseline()
+    if name.startswith("implicit:"):
+        from flr.scorers.implicit import build_implicit
+
+        return build_implicit(name, model_config, config)
     if name.startswith("rm:"):
         mc = model_config or ModelConfig()
         batch = config.batch_size if config else 8

@@ -19,6 +19,21 @@ class LengthBaseline(BaseScorer):
         return [ScoreResult(reward=float(len(r["response"]))) for r in records]
 
 
+class RandomBaseline(BaseScorer):
+    """Reward = a uniform number in [0, 1) drawn from a hash of the conversation and the response: the chance
+    baseline (random mining, accuracy 50%), the same for the same text in every run and on every machine."""
+
+    name = "random"
+    chunk_size = 4096
+
+    def _score_chunk(self, records: Sequence[dict]) -> list[ScoreResult]:
+        from flr.records import content_fingerprint
+
+        return [
+            ScoreResult(reward=int(content_fingerprint([r["prompt"], r["response"]]), 16) / 16**16) for r in records
+        ]
+
+
 def classifier_ids(renderer, prompt, response: str) -> list[int]:
     """Token ids a classifier RM reads: the conversation + response + end of turn, rendered and cut from the left
     exactly as FLR's scorer renders them (:class:`flr.kernel.chat.ChatRenderer`)."""
