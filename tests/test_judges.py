@@ -83,6 +83,10 @@ def test_compare_reports_reference_likelihood_and_drift(tmp_path, tiny_model_dir
     ref = summary["reference_likelihood"]
     assert ref["n"] == 2 and ref["base"] < 0 and ref["difference"] == pytest.approx(0.0, abs=1e-5)  # same model
     assert summary["drift"]["length"]["difference"] == 0.0
+    per_prompt = [json.loads(line) for line in (tmp_path / "c" / "reference_likelihood.jsonl").open()]
+    assert [r["id"] for r in per_prompt] == ["0", "1"] and per_prompt[0]["base"] == pytest.approx(
+        per_prompt[0]["candidate"]
+    )
     report = (tmp_path / "c" / "report.md").read_text()
     assert "Reference likelihood" in report and "Surface drift" in report
     # a prompt without its reference: one line naming file, line and field, before any model loads

@@ -42,6 +42,7 @@ from flr.scorers.cache import cached_scores
 logger = logging.getLogger(__name__)
 
 SAMPLING_DEFAULTS = {"k": 1, "temperature": 0.0}  # greedy unless asked otherwise
+REFERENCE_FILE = "reference_likelihood.jsonl"  # per prompt: each policy's per-token log-likelihood of the reference
 JUDGE_PROMPT = """Which of the two responses below answers the user's request better? Judge helpfulness, correctness \
 and how well it follows the request; ignore the order and the length.
 
@@ -194,7 +195,7 @@ def load_references(prompt_cfg: PromptConfig, prompts: Sequence[dict], field_nam
 
 def reference_likelihood(cfg: CompareConfig, prompts: Sequence[dict], references: Sequence[str], config) -> dict:
     """Each policy's mean per-token log-likelihood of the reference answers, and the candidate's gain over the
-    base (:func:`flr.eval.metrics.paired_difference`: mean over prompts, bootstrap CI)."""
+    base (:func:`flr.eval.metrics.paired_difference`: mean over prompts, bootstrap CI; ``per_prompt`` values)."""
     import dataclasses
 
     records = [{"prompt": p["prompt"], "response": r} for p, r in zip(prompts, references)]
@@ -205,7 +206,9 @@ def reference_likelihood(cfg: CompareConfig, prompts: Sequence[dict], references
         scorer = build_scorer("direct", model_config=model_config, config=config, model_name=model_name(spec))
         values[role] = [r.reward for r in cached_scores(scorer, records, cfg.cache, f"reference likelihood ({role})")]
         del scorer  # one policy in memory at a time
-    return paired_difference(values["candidate"], values["base"], n_resamples=cfg.bootstrap)
+    out = paired_difference(values["candidate"], values["base"], n_resamples=cfg.bootstrap)
+    out["per_prompt"] = [{"base": b, "candidate": c} for b, c in zip(values["base"], values["candidate"])]
+    return out
 
 
 # -- metrics and report -------------------------------------------------------------------------------------
@@ -413,7 +416,9 @@ def run(
     }
     if references is not None:
         summary["reference_field"] = cfg.reference_field
-        summary["reference_likelihood"] = reference_likelihood(cfg, prompts, references, flr_config)
+        gains = reference_likelihood(cfg, prompts, references, flr_config)
+        write_jsonl(out / REFERENCE_FILE, [{"id": p["id"], **v} for p, v in zip(prompts, gains.pop("per_prompt"))])
+        summary["reference_likelihood"] = gains
     summary = write_summary(out, summary, cfg, prompt_cfg, sampling, flr_config)
     write_report(out / "report.md", summary, summary["judge"], cfg.base, cfg.candidate)
     write_leaderboard(out / "leaderboard.csv", rows, cfg.candidate)
