@@ -37,8 +37,9 @@ from flr.records import content_fingerprint
 __all__ = ["Category", "FollowUpSet", "load_followups", "dump_followups", "DEFAULT_NAME"]
 
 # sets shipped in this folder, loadable by name: the paper's 60 ("default.yaml", also called "paper"), its first
-# 2 + 2 per category ("compact"), and the 12 selected on a training pool ("selected")
-PACKAGED = ("default", "compact", "selected")
+# 2 + 2 per category ("compact"), the 12 selected on a training pool ("selected") and the authors' code's 120
+# in 6 categories ("authors", for --statistic authors)
+PACKAGED = ("default", "compact", "selected", "authors")
 ALIASES = {"paper": "default"}
 DEFAULT_NAME = "default"  # the paper's 60: re-judged on length-matched pairs (docs/RESULTS.md)
 SCORER_FOLLOWUPS = "flr_followups.yaml"  # inside an adapter folder: the set its scorer was tuned with

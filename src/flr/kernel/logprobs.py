@@ -355,6 +355,17 @@ def packed_logprobs(
         backbone = _compiled(backbone)
     out: list[list[torch.Tensor | None]] = [[None] * len(it.continuations) for it in items]
     rows = _plan_rows(items, max_row_tokens=max(token_budget, 1), share_stem=None if prefix_cache else share_stem)
+
+    def run(batch_rows: list[_Row]) -> None:
+        _packed_batch(backbone, head, lm, batch_rows, items, out, device, dtype, prefix_cache)
+
+    _run_batches(rows, items, token_budget, max_batch, max_padding, device, run)
+    return out  # type: ignore[return-value]
+
+
+def _run_batches(rows: list[_Row], items, token_budget: int, max_batch, max_padding, device, run) -> None:
+    """``run(rows of one batch)`` over length-sorted batches; a batch that runs out of device memory is split in
+    halves (a single row over its members or continuations) and later batches stay under its size."""
     pending = _batches(rows, items, token_budget, max_batch, max_padding)[::-1]  # a stack: longest rows first
     limit = None  # padded tokens of the smallest batch that ran out of memory
     while pending:
@@ -365,7 +376,7 @@ def packed_logprobs(
             pending += [batch[half:], batch[:half]]
             continue
         try:
-            _packed_batch(backbone, head, lm, [rows[r] for r in batch], items, out, device, dtype, prefix_cache)
+            run([rows[r] for r in batch])
             continue
         except torch.OutOfMemoryError:
             if len(batch) == 1 and len(rows[batch[0]].members) == 1 and len(rows[batch[0]].members[0][1]) == 1:
@@ -382,7 +393,6 @@ def packed_logprobs(
         else:
             rows += _split_row(rows[batch[0]], items)
             pending += [[len(rows) - 1], [len(rows) - 2]]
-    return out  # type: ignore[return-value]
 
 
 def _split_row(row: _Row, items) -> list[_Row]:
@@ -513,6 +523,138 @@ def reference_logprobs(
         for (i, k, _), part in zip(chunk, picked.split(counts)):
             out[i][k] = part
     return out  # type: ignore[return-value]
+
+
+def mean_logits(
+    model,
+    items: Sequence[ScoringItem],
+    token_ids: Sequence[Sequence[Sequence[int]]],
+    *,
+    method: str = "packed",
+    batch_size: int = 1,
+    padding_side: str = "right",
+    **packed_kwargs,
+) -> list[list[float]]:
+    """The raw-logit statistic of ``--statistic authors``: for each item and continuation ``k``, the mean over
+    ``token_ids[i][k]`` (repeats counted) of the raw logits (no softmax) at the position that predicts the token at
+    the start of ``spans[k]``, i.e. after reading ``prefix + continuation[:start]``; what comes after that token
+    is never read.
+
+    The logits come out of the LM head in the model's dtype (fp16 values for an fp16 model) and are averaged in
+    float32. Continuations whose tokens up to that position are equal share one logits vector: computed once.
+    ``method``: ``packed`` (the prefix computed once per item; ``packed_kwargs`` as :func:`packed_logprobs` takes
+    them) or ``reference`` (one plain forward per distinct position, ``batch_size`` sequences padded on
+    ``padding_side``). Results do not depend on the method, batching or padding beyond float rounding.
+    """
+    # one scoring item per input item, one continuation per distinct position, ending in the token it predicts
+    unique_items, wanted = [], []  # wanted[i][u]: [(k, ids)] of the continuations that read position u
+    for item, ids_per in zip(items, token_ids, strict=True):
+        seen: dict[tuple[int, ...], int] = {}
+        conts, spans, by_position = [], [], []
+        for k, (cont, (start, _), ids) in enumerate(zip(item.continuations, item.spans, ids_per, strict=True)):
+            if not ids:
+                raise ValueError("mean_logits needs at least one token id per continuation")
+            if start >= len(cont):
+                raise ValueError("a span starts past the end of its continuation")
+            key = tuple(cont[:start])
+            if key not in seen:
+                seen[key] = len(conts)
+                conts.append(list(cont[: start + 1]))
+                spans.append((start, start + 1))
+                by_position.append([])
+            by_position[seen[key]].append((k, list(ids)))
+        unique_items.append(ScoringItem(prefix=item.prefix, continuations=conts, spans=spans))
+        wanted.append(by_position)
+    out: list[list[float | None]] = [[None] * len(item.continuations) for item in items]
+    if method == "packed":
+        _packed_mean_logits(model, unique_items, wanted, out, **packed_kwargs)
+    elif method == "reference":
+        _reference_mean_logits(model, unique_items, wanted, out, batch_size, padding_side)
+    else:
+        raise ValueError(f"unknown method {method!r}: use 'packed' or 'reference'")
+    return out  # type: ignore[return-value]
+
+
+def _gather_means(lm, head, hidden: torch.Tensor, requests: list[tuple[int, list[int]]]) -> list[float]:
+    """For each ``(row, ids)``: the float32 mean of ``logits[row, ids]``, the logits of ``hidden``'s rows computed
+    chunk by chunk (only [chunk, vocab] exist at a time)."""
+    means: list[float] = [0.0] * len(requests)
+    for c in range(0, hidden.shape[0], LOGIT_CHUNK):
+        js = [j for j, (row, _) in enumerate(requests) if c <= row < c + LOGIT_CHUNK]
+        if not js:
+            continue
+        # head in the model's dtype (what the authors' fp16 run produced), upcast as transformers 4.4x did
+        logits = scaled_logits(lm, head(hidden[c : c + LOGIT_CHUNK]).float())
+        rows = [requests[j][0] - c for j in js for _ in requests[j][1]]
+        cols = [t for j in js for t in requests[j][1]]
+        picked = logits[torch.tensor(rows, device=logits.device), torch.tensor(cols, device=logits.device)].cpu()
+        for j, part in zip(js, picked.split([len(requests[j][1]) for j in js])):
+            means[j] = float(part.mean())
+    return means
+
+
+@torch.inference_mode()
+def _packed_mean_logits(
+    model,
+    items: list[ScoringItem],
+    wanted,
+    out,
+    *,
+    token_budget: int | None = None,
+    max_batch: int | None = None,
+    share_stem: int | None = SHARE_STEM,
+    max_padding: float | str | None = "auto",
+) -> None:
+    backbone, head, lm = split_lm(model)
+    device = next(model.parameters()).device
+    dtype = next(model.parameters()).dtype
+    token_budget = token_budget or default_token_budget(device)
+    if max_padding == "auto":
+        max_padding = CPU_MAX_PADDING if device.type == "cpu" else None
+    rows = _plan_rows(items, max_row_tokens=max(token_budget, 1), share_stem=share_stem)
+
+    def run(batch_rows: list[_Row]) -> None:
+        picked, _, where = _packed_states(backbone, lm, batch_rows, items, device, dtype)
+        requests, dest = [], []
+        for t, (i, u, _) in enumerate(where):  # one scored token per continuation: picked[t] is its position
+            for k, ids in wanted[i][u]:
+                requests.append((t, ids))
+                dest.append((i, k))
+        for (i, k), mean in zip(dest, _gather_means(lm, head, picked, requests)):
+            out[i][k] = mean
+
+    _run_batches(rows, items, token_budget, max_batch, max_padding, device, run)
+
+
+@torch.inference_mode()
+def _reference_mean_logits(model, items: list[ScoringItem], wanted, out, batch_size: int, padding_side: str) -> None:
+    """One plain forward per distinct position (prefix + continuation up to it), the logits of its last token."""
+    device = next(model.parameters()).device
+    seqs = [
+        (i, u, item.prefix + cont[:-1]) for i, item in enumerate(items) for u, cont in enumerate(item.continuations)
+    ]
+    for s in range(0, len(seqs), batch_size):
+        chunk = seqs[s : s + batch_size]
+        width = max(len(ids) for _, _, ids in chunk)
+        input_ids = torch.zeros(len(chunk), width, dtype=torch.long)
+        attention = torch.zeros(len(chunk), width, dtype=torch.long)
+        last = []
+        for b, (_, _, ids) in enumerate(chunk):
+            o = width - len(ids) if padding_side == "left" else 0
+            input_ids[b, o : o + len(ids)] = torch.tensor(ids)
+            attention[b, o : o + len(ids)] = 1
+            last.append(o + len(ids) - 1)
+        position_ids = (attention.cumsum(-1) - 1).clamp(min=0)
+        logits = model(
+            input_ids=input_ids.to(device),
+            attention_mask=attention.to(device),
+            position_ids=position_ids.to(device),
+        ).logits
+        picked = logits[torch.arange(len(chunk), device=device), torch.tensor(last, device=device)].float().cpu()
+        del logits
+        for b, (i, u, _) in enumerate(chunk):
+            for k, ids in wanted[i][u]:
+                out[i][k] = float(picked[b, ids].mean())
 
 
 def continuation_logprobs(model, items: Sequence[ScoringItem], *, method: str = "packed", **kwargs):

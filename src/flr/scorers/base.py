@@ -94,6 +94,9 @@ class BaseScorer:
         """Nothing to keep: only scorers with reusable intermediate results (FLR's follow-up log-probs) use it."""
 
 
+STATISTICS = ("mean", "sum", "authors")
+
+
 @dataclass
 class ScorerConfig:
     """Settings of the LM scorers (FLR and the direct likelihood; rm: reads batch size and max length): the
@@ -105,14 +108,16 @@ class ScorerConfig:
             "help": "Follow-up set: a YAML/JSON file, or a packaged one: paper (flr's default: the paper's 60 in 3 "
             "categories), selected (12 of the 60 chosen on a training pool by raw accuracy with the embedded model; "
             "about 2x faster end to end, as accurate on length-matched pairs but closer to a length proxy), compact "
-            "(the first 2 + 2 per category)."
+            "(the first 2 + 2 per category), authors (the 120 follow-ups in 6 categories of the authors' code, "
+            "utils.py of github.com/e0397123/FLR, verbatim; for --statistic authors)."
         },
     )
     categories: str | None = field(
         default=None,
         metadata={
-            "help": "Comma-separated categories to use ('all' for every category in the set). Default: the "
-            "paper's three: understanding, engagingness, instruction_following."
+            "help": "Comma-separated categories to use ('all' for every category in the set). Default: the set's "
+            "default_categories: the paper's three (understanding, engagingness, instruction_following) in paper, "
+            "selected and compact; all six in authors."
         },
     )
     weights: str | None = field(
@@ -121,8 +126,16 @@ class ScorerConfig:
     statistic: str = field(
         default="mean",
         metadata={
-            "help": "Per follow-up statistic: mean (token-averaged log-prob, the paper's) or sum.",
-            "choices": ["mean", "sum"],
+            "help": "Per follow-up statistic: mean (token-averaged log-prob, the paper's: reward = mean over "
+            "categories of mean_pos (1/|f|) sum_t log p(f_t | conversation, response, f_<t) - mean_neg of the same), "
+            "sum, or authors (what the authors' code computes, run_llama3.py of github.com/e0397123/FLR: with "
+            "L the rendered conversation + response + follow-up turn in tokens and ids = tokenizer(follow-up) "
+            "with its special tokens, the mean of the raw logits at position L - len(ids) over ids; Llama 3 "
+            "reads there the first follow-up token, SmolLM2 and Qwen the third. Positives minus negatives and "
+            "categories as for mean. The logits come from the model's dtype, averaged in fp32: their run was "
+            "fp16 on a GPU (--dtype float16), on a CPU flr runs fp32. FLR only; use --followups authors for "
+            "their follow-ups).",
+            "choices": STATISTICS,
         },
     )
     include_eot: bool = field(
@@ -209,6 +222,8 @@ class ScorerConfig:
         check_at_least(self, {"batch_size": 1, "token_budget": 64, "max_length": 16, "share_prefix": 0})
         if self.max_padding is not None and not 0 <= self.max_padding <= 1:
             raise FLRError(f"--max-padding must be between 0 and 1, got {self.max_padding}")
+        if self.statistic not in STATISTICS:
+            raise FLRError(f"--statistic must be one of {', '.join(STATISTICS)}, got {self.statistic!r}")
         if self.calibration not in ("none", "pmi"):
             raise FLRError(f"--calibration must be none or pmi, got {self.calibration!r}")
         if self.contrast != "none" or self.contrast_file:
@@ -230,7 +245,16 @@ def kernel_kwargs(config) -> dict:
     return {"batch_size": config.batch_size}
 
 
+def check_log_prob_statistic(statistic: str) -> None:
+    """A one-line error for a statistic that needs follow-ups (authors: logits at a follow-up position)."""
+    if statistic not in ("mean", "sum"):
+        from flr.errors import FLRError
+
+        raise FLRError(f"--statistic {statistic} applies to flr only (it reads follow-ups): use mean or sum")
+
+
 def reduce_logprobs(logprobs, statistic: str) -> float:
+    check_log_prob_statistic(statistic)
     return float(logprobs.mean() if statistic == "mean" else logprobs.sum())
 
 
@@ -241,9 +265,13 @@ def config_dict(config) -> dict[str, Any]:
 class LMScorer(BaseScorer):
     """A scorer that reads log-probs from a causal LM (FLR and the direct baseline)."""
 
+    statistics = ("mean", "sum")  # the --statistic values it computes (flr adds authors)
+
     def __init__(self, model, tokenizer, config, *, model_name: str | None = None):
         from flr.kernel.chat import ChatRenderer
 
+        if config.statistic not in self.statistics:  # before any forward pass (direct: no follow-ups)
+            check_log_prob_statistic(config.statistic)
         self.model, self.tokenizer, self.config = model, tokenizer, config
         self.model_name = model_name or getattr(model, "name_or_path", "model")
         self.renderer = ChatRenderer(tokenizer, include_eot=config.include_eot, max_length=config.max_length)

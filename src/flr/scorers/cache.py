@@ -83,11 +83,13 @@ class ScoreCache:
         self.db.commit()
 
     def get_followups(self, model: str, keys: list[str], texts: list[str]) -> dict[tuple[str, str], dict]:
-        """``{(key, text): {mean, sum, tokens, truncated}}`` for the pairs the cache holds."""
+        """``{(key, text): {mean, sum, authors, tokens, truncated}}`` for the pairs the cache holds. Rows of
+        ``--statistic authors`` (their own ``model`` fingerprint) hold its logit mean in mean and sum; ``authors``
+        names it for readers that index a row by the statistic."""
         wanted = set(texts)
         query = "SELECT key, text, mean, sum, tokens, truncated FROM followups WHERE model = ? AND key IN"
         return {
-            (key, text): {"mean": mean, "sum": total, "tokens": tokens, "truncated": bool(truncated)}
+            (key, text): {"mean": mean, "sum": total, "authors": mean, "tokens": tokens, "truncated": bool(truncated)}
             for key, text, mean, total, tokens, truncated in self._select(query, model, keys)
             if text in wanted
         }

@@ -6,13 +6,15 @@ import math
 from collections.abc import Sequence
 
 from flr.followups import load_followups
-from flr.kernel.logprobs import continuation_logprobs
+from flr.kernel.logprobs import continuation_logprobs, mean_logits
 from flr.records import content_fingerprint
 from flr.scorers.base import LMScorer, ScorerConfig, ScoreResult, kernel_kwargs
 
 # follow-ups are rendered against this many tokens at least when a conversation is cut to --max-length, so that
 # where a conversation is cut does not depend on the follow-up set (cached per-follow-up scores stay exact)
 FOLLOWUP_RESERVE = 64
+# the version of --statistic authors' computation, in its cache key: a change to the rule must not hit old values
+AUTHORS_RULE = "authors-v1"
 
 
 def _tuned_set(model) -> str | None:
@@ -104,9 +106,16 @@ class FollowUpReward(LMScorer):
     """
 
     name = "flr"
+    statistics = ("mean", "sum", "authors")
 
     def __init__(self, model, tokenizer, config: ScorerConfig | None = None, *, model_name: str | None = None):
         super().__init__(model, tokenizer, config or ScorerConfig(), model_name=model_name)
+        if self.config.statistic == "authors" and self.config.include_eot:  # their position counts from the end
+            from flr.kernel.chat import ChatRenderer
+
+            self.renderer = ChatRenderer(tokenizer, include_eot=False, max_length=self.config.max_length)
+        self._feedback_ids: dict[str, list[int]] = {}  # --statistic authors: text -> tokenizer(text).input_ids
+        self._turn_suffix: dict[str, list[int]] = {}  # text -> the template's tokens after it as the last turn
         self.followups = load_followups(self.config.followups or _tuned_set(model)).select(self.config.categories)
         self.utterances = self.followups.utterances
         self.coefficients = self.followups.coefficients
@@ -144,6 +153,8 @@ class FollowUpReward(LMScorer):
     def raw_fingerprint(self) -> str:
         """What one follow-up's log-prob depends on: the model's weights, dtype and the rendering settings."""
         keep = {k: v for k, v in super().describe().items() if k != "scorer"}
+        if self.config.statistic == "authors":  # logit means, not log-probs: never shared with mean or sum
+            return content_fingerprint([keep, FOLLOWUP_RESERVE, AUTHORS_RULE])
         return content_fingerprint([keep, FOLLOWUP_RESERVE])
 
     def attach_cache(self, cache) -> None:
@@ -153,7 +164,9 @@ class FollowUpReward(LMScorer):
     # -- scoring ---------------------------------------------------------------------------------------
 
     def followup_values(self, records: Sequence[dict]) -> list[tuple[bool, list[dict]]]:
-        """Per record: (truncated, per follow-up ``{mean, sum, tokens}``), from the cache where it has them."""
+        """Per record: (truncated, per follow-up ``{mean, sum, tokens}``), from the cache where it has them.
+        With ``--statistic authors`` each value is ``{authors, tokens}`` (``mean`` and ``sum`` hold the same
+        number: the cache's columns), ``tokens`` the ids averaged over."""
         from flr.scorers.cache import text_key
 
         texts = [text for _, _, text in self.utterances]
@@ -161,7 +174,12 @@ class FollowUpReward(LMScorer):
         raw = self.raw_fingerprint()
         known = self.logprob_cache.get_followups(raw, keys, texts) if self.logprob_cache is not None else {}
         todo = [i for i, k in enumerate(keys) if any((k, t) not in known for t in texts)]
-        if todo:
+        if todo and self.config.statistic == "authors":
+            fresh = self._authors_values([records[i] for i in todo], [keys[i] for i in todo], known, texts)
+            if self.logprob_cache is not None:
+                self.logprob_cache.put_followups(raw, fresh)
+            known.update(fresh)
+        elif todo:
             items, missing = [], []
             for i in todo:
                 wanted = [t for t in texts if (keys[i], t) not in known]
@@ -188,6 +206,72 @@ class FollowUpReward(LMScorer):
             values = [known[(k, t)] for t in texts]
             out.append((any(v["truncated"] for v in values), values))
         return out
+
+    def _authors_values(self, records, keys, known, texts) -> dict:
+        """``--statistic authors`` for the (record, follow-up) pairs ``known`` lacks: run_llama3.py's
+        ``logits[0, feedback_ids[0]].mean()`` at ``output['logits'][0, -feedback_len:]``, i.e. position
+        ``len(rendered ids) - len(tokenizer(follow-up).input_ids)`` of the conversation, the response and the
+        follow-up as the next user turn, rendered with the chat template. One kernel item per record: all its
+        follow-ups share the conversation, and those that agree up to the position share one logits vector."""
+        from flr.errors import FLRError
+        from flr.kernel.chat import ScoringItem
+
+        items, ids, missing = [], [], []
+        for key, r in zip(keys, records):
+            wanted = [t for t in dict.fromkeys(texts) if (key, t) not in known]
+            item = self.renderer.followup_item(r["prompt"], r["response"], wanted, reserve=self.reserve)
+            # the full rendering: through each follow-up's last token (the renderer's cut), then the turn's end
+            full = [item.prefix + cont + self._suffix(t) for cont, t in zip(item.continuations, wanted)]
+            feedback = [self._ids(t) for t in wanted]
+            at = [len(f) - len(i) for f, i in zip(full, feedback)]
+            p = min(len(item.prefix), min(at) + 1)  # a prefix shared by every position read
+            if p < 1:
+                raise FLRError("--statistic authors: the position falls before the conversation's first token")
+            conts = [f[p : x + 1] + [f[x + 1] if x + 1 < len(f) else 0] for f, x in zip(full, at)]
+            spans = [(x + 1 - p, x + 2 - p) for x in at]  # the token after the position: the kernel reads its logits
+            items.append(ScoringItem(item.prefix[:p], conts, spans, truncated=item.truncated))
+            ids.append(feedback)
+            missing.append(wanted)
+        means = mean_logits(self.model, items, ids, method=self.config.method, **kernel_kwargs(self.config))
+        fresh = {}
+        for key, item, wanted, feedback, values in zip(keys, items, missing, ids, means):
+            for text, fid, value in zip(wanted, feedback, values):
+                fresh[(key, text)] = {
+                    "mean": value,
+                    "sum": value,
+                    "authors": value,
+                    "tokens": len(fid),
+                    "truncated": item.truncated,
+                }
+        return fresh
+
+    def _ids(self, text: str) -> list[int]:
+        """``tokenizer(text).input_ids`` as their code takes it: special tokens included (Llama 3: its BOS)."""
+        if text not in self._feedback_ids:
+            self._feedback_ids[text] = list(self.tokenizer(text)["input_ids"])
+        return self._feedback_ids[text]
+
+    def _suffix(self, text: str) -> list[int]:
+        """The tokens the chat template puts after ``text`` as the last user turn (``<|im_end|>`` and a newline
+        in ChatML, ``<|eot_id|>`` in Llama 3): the same in every conversation, read once from a short one."""
+        if text not in self._turn_suffix:
+            from flr.errors import FLRError
+
+            probe = [
+                {"role": "user", "content": "Hi."},
+                {"role": "assistant", "content": "Hello."},
+                {"role": "user", "content": text},
+            ]
+            rendered = self.renderer.render(probe)
+            enc = self.tokenizer(rendered, add_special_tokens=False, return_offsets_mapping=True)
+            target = text if rendered.rfind(text) >= 0 else text.strip()  # templates that trim (Llama 3)
+            start = rendered.rfind(target)
+            if start < 0 or not target:
+                raise FLRError(f"the chat template changed the follow-up {text[:40]!r}; cannot locate it")
+            end = start + len(target)
+            inside = [i for i, (a, b) in enumerate(enc["offset_mapping"]) if a < end and b > start and b > a]
+            self._turn_suffix[text] = list(enc["input_ids"][inside[-1] + 1 :])
+        return self._turn_suffix[text]
 
     def twin_record(self, record: dict) -> dict:
         """The record ``--contrast`` scores ``record`` against: its response edited (the twin), or the content-free
@@ -226,14 +310,11 @@ class FollowUpReward(LMScorer):
         reward, categories = followup_reward(scores, self.utterances, self.coefficients, self.weights)
         details = []
         for (category, polarity, text), v, value in zip(self.utterances, values, scores):
-            detail = {
-                "category": category,
-                "polarity": polarity,
-                "text": text,
-                "logprob_mean": v["mean"],
-                "logprob_sum": v["sum"],
-                "tokens": v["tokens"],
-            }
+            detail = {"category": category, "polarity": polarity, "text": text}
+            if stat == "authors":  # a mean of raw logits, not a log-prob
+                detail.update(logit_mean=v["authors"], tokens=v["tokens"])
+            else:
+                detail.update(logprob_mean=v["mean"], logprob_sum=v["sum"], tokens=v["tokens"])
             if baseline is not None:
                 detail["calibrated"] = value
             details.append(detail)
@@ -257,9 +338,10 @@ def contrasted(response: ScoreResult, twin: ScoreResult) -> ScoreResult:
     if response.details is not None and twin.details is not None:
         details = []
         for d, t in zip(response.details, twin.details):
-            value = d.get("calibrated", d["logprob_mean"])
-            twin_value = t.get("calibrated", t["logprob_mean"])
-            details.append({**d, "twin_logprob_mean": t["logprob_mean"], "contrast": value - twin_value})
+            raw = "logit_mean" if "logit_mean" in d else "logprob_mean"  # --statistic authors: logit means
+            value = d.get("calibrated", d[raw])
+            twin_value = t.get("calibrated", t[raw])
+            details.append({**d, f"twin_{raw}": t[raw], "contrast": value - twin_value})
     return ScoreResult(
         reward=response.reward - twin.reward,
         categories={c: v - twin.categories.get(c, 0.0) for c, v in response.categories.items()},
