@@ -1,4 +1,4 @@
-"""``flr pipeline``: generate -> mine -> train -> compare from one YAML file."""
+"""``flr pipeline``: generate -> mine -> train -> compare (grpo: train -> compare) from one YAML file."""
 
 from __future__ import annotations
 
@@ -10,16 +10,18 @@ from flr.jobs.pipeline import STAGES, Pipeline, headline
 EXAMPLES = """examples:
   flr pipeline --config examples/tiny-pipeline.yaml                  # all stages; finished ones are skipped
   flr pipeline --config examples/tiny-pipeline.yaml --stages mine,train   # rerun just these two
+  flr pipeline --config examples/tiny-grpo.yaml                      # grpo: train (online) -> compare
 """
 
 
 def make_parser(subparsers):
     parser = subparsers.add_parser(
         "pipeline",
-        help="Run generate -> mine -> train (dpo|kto) -> compare from one YAML file.",
+        help="Run generate -> mine -> train (dpo|kto) -> compare, or train (grpo) -> compare, from one YAML file.",
         description="Chain the alignment stages, each writing to <output_dir>/<stage>/. A stage whose "
         "summary.json exists is skipped; unfinished stages resume. Each YAML section takes that command's flags "
-        "(see flr generate/mine/train/compare --help).",
+        "(see flr generate/mine/train/compare --help). With method grpo the train stage samples online: no generate "
+        "or mine stage, and the generate section only names the training prompts.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=EXAMPLES,
     )

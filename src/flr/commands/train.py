@@ -1,4 +1,4 @@
-"""``flr train dpo|kto|feedback|flr|rm``: LoRA training, with TRL's own argument classes (:mod:`flr.training.args`)."""
+"""``flr train dpo|kto|grpo|feedback|flr|rm``: LoRA training, with TRL's own argument classes (:mod:`flr.training.args`)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,14 @@ import argparse
 
 from flr.commands._common import add_command, make_subparsers
 
-TRAIN_HELP = "Train a LoRA adapter: DPO or KTO on mined preferences, feedback SFT or preference tuning of the scorer."
+TRAIN_HELP = (
+    "Train a LoRA adapter: DPO or KTO on mined preferences, GRPO with an flr reward, feedback SFT or preference "
+    "tuning of the scorer."
+)
 TRL_NOTE = (
     " Flags and --config YAML keys are TRL's own (ScriptArguments, the method's config: DPOConfig, KTOConfig, "
-    "SFTConfig, RewardConfig, or flr's FLRConfig, a TrainingArguments like them; ModelConfig): a `trl dpo --config` "
-    "YAML works unchanged, and a pipeline's train: section takes exactly these keys. flr adds --data "
+    "GRPOConfig, SFTConfig, RewardConfig, or flr's FLRConfig, a TrainingArguments like them; ModelConfig): a "
+    "`trl dpo --config` YAML works unchanged, and a pipeline's train: section takes exactly these keys. flr adds --data "
     "(= --dataset-name, also a local file), --model (= --model-name-or-path, 'default': the embedded model), "
     "--field-map, --limit and --lora-layers, and its defaults differ from TRL's where TRL's do not suit LoRA on a "
     "CPU: learning rate 1e-5 (feedback, flr, rm: 2e-4), LoRA on all linear layers, no gradient checkpointing, "
@@ -19,6 +22,8 @@ TRL_NOTE = (
 HELP = {
     "dpo": "DPO on preference pairs {prompt, chosen, rejected} (flr mine's pairs.jsonl).",
     "kto": "KTO on unpaired rows {prompt, completion, label} (flr mine --format kto), or on pairs.",
+    "grpo": "GRPO (online RL) of the policy on prompts {prompt}, with an flr scorer as the reward (flr, direct, "
+    "length, rm:<model>; --reward-*, and flr score's scorer flags: --followups, --contrast, ...).",
     "feedback": "SFT of the FLR scorer model on {prompt, response, feedback}: loss on the feedback tokens only.",
     "flr": "Preference-tune the FLR scorer on labelled pairs {prompt, chosen, rejected}: LoRA, FLR margin loss.",
     "rm": "A classifier reward model (score head + LoRA) on the same backbone and pairs, through TRL.",
@@ -32,6 +37,12 @@ EXAMPLES = {
 """,
     "kto": """examples:
   flr train kto --data runs/mine-kto/unpaired.jsonl --output-dir runs/kto --per-device-train-batch-size 8
+""",
+    "grpo": """examples:
+  flr train grpo --data prompts.jsonl --output-dir runs/grpo --reward-scorer flr --followups selected --max-steps 8
+  flr train grpo --data prompts.jsonl --output-dir runs/grpo-twin --followups my_followups.yaml --contrast twin_all
+  flr train grpo --data prompts.jsonl --reward-scorer rm:runs/rm --num-generations 4 --per-device-train-batch-size 8
+  flr train grpo --data prompts.jsonl --reward-length-debias prompt --scale-rewards none   # TRL's Dr. GRPO scaling
 """,
     "feedback": """examples:
   flr train feedback --data feedback.jsonl --output-dir runs/scorer-ft --model default
@@ -60,7 +71,7 @@ def make_parser(subparsers, full: bool = True):
         "every flr command), checkpoints in checkpoint-N (resumed automatically), losses and rewards in "
         "summary.json and training.png.",
         epilog=EXAMPLES["dpo"]
-        + "".join(EXAMPLES[m].removeprefix("examples:\n") for m in ("kto", "feedback", "flr", "rm")),
+        + "".join(EXAMPLES[m].removeprefix("examples:\n") for m in ("kto", "grpo", "feedback", "flr", "rm")),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     methods = make_subparsers(parser, dest="method")

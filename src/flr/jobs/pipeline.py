@@ -1,4 +1,5 @@
-"""generate -> mine -> train (dpo|kto) -> compare, driven by one YAML file, each stage in its own folder.
+"""generate -> mine -> train (dpo|kto) -> compare, or train (grpo) -> compare, driven by one YAML file, each stage in
+its own folder.
 
 The YAML has top-level keys (``output_dir``, ``policy``, ``method``, ``device``, ``dtype``, ``stages``) and one
 section per stage whose keys are that command's flags (``flr generate --help`` etc.); the pipeline fills in the
@@ -6,6 +7,13 @@ paths that connect the stages. A stage is done when ``<output_dir>/<stage>/summa
 skipped, unfinished ones resume (generation and scoring row by row, training from its last checkpoint). Naming
 stages with ``--stages`` runs only those, and reruns them from scratch if they were done; later stages are not
 invalidated: name them too.
+
+The method (top-level ``method:``, or ``method:`` in the train section) picks the stages. dpo and kto learn offline
+from pairs: generate samples k answers, mine turns FLR scores into pairs, train learns from them. grpo learns online:
+its train stage samples from the policy as it learns and scores with its reward (``reward_scorer``, ``followups``,
+... in the train section), so there is no generate or mine stage; the generate section only says which prompts to
+train on (``prompts``, ``split``, ``field_map``, ``offset``, ``limit``, ``system_prompt``; written to
+``train/prompts.jsonl``) and what compare inherits.
 """
 
 from __future__ import annotations
@@ -21,11 +29,13 @@ from flr.arguments import parse_mapping, split_list
 from flr.errors import FLRError
 from flr.kernel.models import ModelConfig
 from flr.provenance import provenance
-from flr.records import MINED_FILES, SUMMARY_FILE, read_jsonl, write_json
+from flr.records import MINED_FILES, SUMMARY_FILE, read_jsonl, write_json, write_jsonl
 
 logger = logging.getLogger(__name__)
 
 STAGES = ("generate", "mine", "train", "compare")
+METHODS = ("dpo", "kto", "grpo")
+ONLINE = ("grpo",)  # sample while training: no generate or mine stage
 TOP_LEVEL = {"output_dir", "policy", "method", "device", "dtype", "stages", *STAGES}
 INHERITED_BY_COMPARE = ("prompts", "split", "field_map", "max_new_tokens", "system_prompt", "generation_batch_size")
 
@@ -53,13 +63,21 @@ class Pipeline:
         self.config = config
         self.out = Path(output_dir or config.get("output_dir") or "runs/pipeline")
         self.policy = str(config.get("policy", "default"))
-        self.method = config.get("method", "dpo")
-        if self.method not in ("dpo", "kto"):
-            raise FLRError(f"pipeline method must be dpo or kto, not '{self.method}'")
+        named = (config.get("train") or {}).get("method")
+        if named is not None and config.get("method", named) != named:
+            raise FLRError(f"pipeline config: method '{config['method']}' but the train section says '{named}'")
+        self.method = named or config.get("method", "dpo")
+        if self.method not in METHODS:
+            raise FLRError(f"pipeline method must be one of {', '.join(METHODS)}, not '{self.method}'")
+        # the stages this method has, in order: each needs the one before it
+        self.stages = ("train", "compare") if self.method in ONLINE else STAGES
         self.device = {k: config[k] for k in ("device", "dtype") if k in config}
 
     def section(self, stage: str) -> dict:
-        return dict(self.config.get(stage) or {})
+        section = dict(self.config.get(stage) or {})
+        if stage == "train":
+            section.pop("method", None)  # read in __init__: the method, not one of its trainer's keys
+        return section
 
     def dir(self, stage: str) -> Path:
         return self.out / stage
@@ -105,13 +123,41 @@ class Pipeline:
         if "device" in self.config:  # TRL's configs say where to train with use_cpu
             top["use_cpu"] = str(self.config["device"]) == "cpu"
         section = {**top, **self.section("train")}
-        section.update(data=str(self.dir("mine") / MINED_FILES[self.method]), output_dir=str(self.dir("train")))
+        if self.method in ONLINE:
+            self._prompt_configs()  # the generate section's prompt keys, checked now
+            data = self.dir("train") / "prompts.jsonl"
+        else:
+            data = self.dir("mine") / MINED_FILES[self.method]
+        section.update(data=str(data), output_dir=str(self.dir("train")))
         return from_mapping(self.method, section, "pipeline section 'train'")
+
+    def _prompt_configs(self) -> tuple:
+        """grpo: the generate section's prompt keys (and those compare inherits); sampling keys belong to train."""
+        from flr.jobs.generate import PromptConfig, SamplingConfig
+
+        section = self.section("generate")
+        allowed = _field_names(PromptConfig) | {"system_prompt", *INHERITED_BY_COMPARE}
+        stray = sorted(set(section) - allowed)
+        if stray:
+            raise FLRError(
+                f"pipeline section 'generate': with method {self.method} only its prompts are read, not {stray} "
+                "(the train section samples: num_generations, temperature, max_completion_length)"
+            )
+        prompts = {k: v for k, v in section.items() if k in _field_names(PromptConfig, SamplingConfig)}
+        return build_configs(prompts, (PromptConfig, SamplingConfig), "generate")
 
     def train(self) -> dict:
         from flr.training import train
 
-        data, args, model_args = self._train_configs()
+        configs = self._train_configs()
+        data = configs[0]
+        if self.method in ONLINE:  # the training prompts: the generate section's, after offset and limit
+            from flr.jobs.generate import load_prompts
+
+            prompt_cfg, sampling = self._prompt_configs()
+            rows = [{"id": p["id"], "prompt": p["prompt"]} for p in load_prompts(prompt_cfg, sampling.system_prompt)]
+            write_jsonl(data.dataset_name, rows)
+            return train(self.method, *configs)
         if not read_jsonl(data.dataset_name):
             stats = json.loads((self.dir("mine") / SUMMARY_FILE).read_text()).get("stats", {})
             hint = ""
@@ -123,7 +169,7 @@ class Pipeline:
             raise FLRError(
                 f"{data.dataset_name} is empty: every prompt was dropped when mining (see mine/summary.json){hint}"
             )
-        return train(self.method, data, args, model_args)
+        return train(self.method, *configs)
 
     def _compare_configs(self) -> tuple:
         from flr.jobs.compare import SAMPLING_DEFAULTS, CompareConfig
@@ -145,7 +191,7 @@ class Pipeline:
         from flr.jobs.generate import PromptConfig, SamplingConfig, load_prompts
 
         candidates = self.dir("generate") / "candidates.jsonl"
-        if self.done("generate"):
+        if "generate" in self.stages and self.done("generate"):
             trained = read_jsonl(candidates)
         else:
             section = {
@@ -171,22 +217,29 @@ class Pipeline:
     def run(self, stages: list[str] | str | None = None) -> dict:
         """Run the configured (or named) stages in order; returns ``{stage: {"status", "seconds", "summary"}}``."""
         forced = stages is not None
-        selected = split_list(stages) or split_list(self.config.get("stages")) or list(STAGES)
+        selected = split_list(stages) or split_list(self.config.get("stages")) or list(self.stages)
         bad = [s for s in selected if s not in STAGES]
         if bad:
-            raise FLRError(f"unknown stages {bad}: choose from {', '.join(STAGES)}")
-        for stage in [s for s in STAGES if s in selected]:  # every section's settings, before any stage runs
+            raise FLRError(f"unknown stages {bad}: choose from {', '.join(self.stages)}")
+        absent = [s for s in selected if s not in self.stages]
+        if absent:
+            raise FLRError(
+                f"method {self.method} has no {' or '.join(absent)} stage (it samples from the policy as it trains): "
+                f"choose from {', '.join(self.stages)}"
+            )
+        order = [s for s in self.stages if s in selected]
+        for stage in order:  # every section's settings, before any stage runs
             getattr(self, f"_{stage}_configs")()
         if "compare" in selected:
             self.check_held_out()
         report = {}
-        for stage in [s for s in STAGES if s in selected]:
+        for stage in order:
             if self.done(stage) and not forced:
                 logger.info("%s: done earlier (%s), skipped", stage, self.dir(stage) / "summary.json")
                 summary = json.loads((self.dir(stage) / "summary.json").read_text())
                 report[stage] = {"status": "skipped", "seconds": 0.0, "summary": summary}
                 continue
-            before = STAGES[STAGES.index(stage) - 1] if stage != STAGES[0] else None
+            before = self.stages[self.stages.index(stage) - 1] if stage != self.stages[0] else None
             if before and not self.done(before):
                 raise FLRError(
                     f"stage '{stage}' needs the outputs of '{before}', which has not finished in {self.out}"

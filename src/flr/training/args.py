@@ -1,10 +1,10 @@
 """The one config path of ``flr train <method>`` and the pipeline's ``train:`` section: TRL's own argument classes.
 
 Every method parses the same three classes: :class:`DataArguments` (TRL's ``ScriptArguments``), the method's
-trainer config (TRL's ``DPOConfig``, ``KTOConfig``, ``SFTConfig``, ``RewardConfig``, or flr's ``FLRConfig``, a
-``TrainingArguments`` like them) and :class:`ModelArguments` (TRL's ``ModelConfig``), the first and last subclassed
-only for flr's aliases (``--data``, ``--model``) and its few fields (``--field-map``, ``--limit``,
-``--lora-layers``). So a ``trl dpo --config`` YAML works unchanged, and a pipeline section is exactly a
+trainer config (TRL's ``DPOConfig``, ``KTOConfig``, ``SFTConfig``, ``RewardConfig``, ``GRPOConfig``, or flr's
+``FLRConfig``, a ``TrainingArguments`` like them) and :class:`ModelArguments` (TRL's ``ModelConfig``), the first and
+last subclassed only for flr's aliases (``--data``, ``--model``) and its few fields (``--field-map``, ``--limit``,
+``--lora-layers``); grpo adds a fourth, its reward (:class:`flr.training.grpo.RewardArguments`). So a ``trl dpo --config`` YAML works unchanged, and a pipeline section is exactly a
 ``--config`` file. flr's defaults differ from TRL's where TRL's would fail on a CPU or suit full fine-tuning rather
 than LoRA; they are one table (:data:`DEFAULTS`) applied as parser defaults, so a YAML key or a flag still wins.
 Importing TRL takes seconds, so only ``flr train`` and the pipeline's train stage import this module.
@@ -15,21 +15,23 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass, field
 
-from trl import DPOConfig, KTOConfig, ModelConfig, RewardConfig, ScriptArguments, SFTConfig
+from trl import DPOConfig, GRPOConfig, KTOConfig, ModelConfig, RewardConfig, ScriptArguments, SFTConfig
 
 from flr.arguments import parse_mapping, split_list, to_configs
 from flr.errors import FLRError
 from flr.kernel.models import quiet_renames
 
-METHODS = ("dpo", "kto", "feedback", "flr", "rm")
-# the module that trains each method (its train function and, for flr, its config class)
-MODULES = {"dpo": "policy", "kto": "policy", "feedback": "feedback", "flr": "reward", "rm": "rm"}
+METHODS = ("dpo", "kto", "grpo", "feedback", "flr", "rm")
+# the module that trains each method (its train function and, for flr, its config class; for grpo, its reward's)
+MODULES = {"dpo": "policy", "kto": "policy", "grpo": "grpo", "feedback": "feedback", "flr": "reward", "rm": "rm"}
 
 # flr's defaults where TRL's do not suit LoRA on a CPU: TRL's full fine-tuning learning rates (1e-6 DPO/KTO, 2e-5
 # SFT) x10 as its docs advise for LoRA (a zero-initialised low-rank update needs larger steps); no gradient
 # checkpointing (slow on CPU, rarely needed with LoRA); log every step, checkpoint every 50 and resume from the
 # latest. The reward heads (flr, rm) and feedback SFT learn at 2e-4; rm cuts pairs to 512 tokens as flr eval
-# scores them; flr and rm adapt the top 8 layers only (backward stops there).
+# scores them; flr and rm adapt the top 8 layers only (backward stops there). GRPO: 8 completions a step, 4 per
+# prompt (TRL's 8 per prompt x 512 tokens is hours a step on a CPU), 128 new tokens; TRL's loss, group-normalised
+# rewards and beta 0 (no reference model) as they are.
 DEFAULTS = {
     "all": {
         "learning_rate": 1e-5,
@@ -41,6 +43,7 @@ DEFAULTS = {
         "report_to": "none",
         "dtype": "auto",
     },
+    "grpo": {"per_device_train_batch_size": 8, "num_generations": 4, "max_completion_length": 128, "seed": 0},
     "feedback": {"learning_rate": 2e-4, "per_device_train_batch_size": 4, "seed": 0},
     "flr": {"learning_rate": 2e-4, "per_device_train_batch_size": 4, "seed": 0, "lora_layers": 8},
     "rm": {"learning_rate": 2e-4, "max_length": 512, "lora_layers": 8},
@@ -55,8 +58,8 @@ class DataArguments(ScriptArguments):
         default=None,
         metadata={
             "help": "Training records: a file (JSONL, JSON, CSV, Parquet) or an HF dataset id. dpo, flr, rm: {prompt, "
-            "chosen, rejected} (flr mine's pairs.jsonl); kto: {prompt, completion, label} or pairs; feedback: "
-            "{prompt, response, feedback}.",
+            "chosen, rejected} (flr mine's pairs.jsonl); kto: {prompt, completion, label} or pairs; grpo: {prompt} "
+            "(a string or messages; other fields ignored); feedback: {prompt, response, feedback}.",
             "aliases": ["--data"],
         },
     )
@@ -115,10 +118,15 @@ def config_class(method: str):
         return FLRConfig
     if method not in METHODS:
         raise FLRError(f"unknown training method '{method}': use {', '.join(METHODS)}")
-    return {"dpo": DPOConfig, "kto": KTOConfig, "feedback": SFTConfig, "rm": RewardConfig}[method]
+    return {"dpo": DPOConfig, "kto": KTOConfig, "grpo": GRPOConfig, "feedback": SFTConfig, "rm": RewardConfig}[method]
 
 
 def argument_classes(method: str) -> tuple:
+    """The parser classes of ``method``: data, trainer config, model (grpo: and its reward, fourth)."""
+    if method == "grpo":
+        from flr.training.grpo import RewardArguments
+
+        return DataArguments, GRPOConfig, ModelArguments, RewardArguments
     return DataArguments, config_class(method), ModelArguments
 
 
@@ -142,7 +150,13 @@ def trl_checks():
         with quiet_renames():  # TRL's configs set gradient_checkpointing, which transformers may have renamed
             yield
     except (TypeError, ValueError) as exc:
-        raise FLRError(f"invalid training settings: {str(exc).splitlines()[0]}") from None
+        message = str(exc).splitlines()[0]
+        if "divisible by num_generations" in message:  # GRPOConfig's: say which flags make the batch
+            message += (
+                " (GRPO trains on --per-device-train-batch-size completions a step, --num-generations of them per "
+                "prompt: make the batch, times --steps-per-generation or --gradient-accumulation-steps, a multiple)"
+            )
+        raise FLRError(f"invalid training settings: {message}") from None
 
 
 def check_configs(configs: tuple) -> tuple:

@@ -19,10 +19,14 @@ from flr.provenance import write_summary
 
 logger = logging.getLogger(__name__)
 
-PLOTTED = ("loss", "rewards/margins", "rewards/accuracies", "kl", "accuracy", "margin")
+# GRPO logs "reward" (the mean reward of a step's completions) and their mean length in tokens
+PLOTTED = (
+    "loss", "rewards/margins", "rewards/accuracies", "kl", "accuracy", "margin", "reward", "completions/mean_length",
+)  # fmt: skip
 COLUMNS = {
     "dpo": (("prompt", "chosen", "rejected"),),
     "kto": (("prompt", "completion", "label"), ("prompt", "chosen", "rejected")),  # TRL's KTO unpairs pairs itself
+    "grpo": (("prompt",),),  # the policy writes the responses
     "feedback": (("prompt", "response", "feedback"),),
     "flr": (("prompt", "chosen", "rejected"),),
     "rm": (("prompt", "chosen", "rejected"),),
