@@ -1,7 +1,7 @@
 """Online RL of the policy with any flr scorer as the reward (``flr train grpo``), through TRL's ``GRPOTrainer``.
 
 Each step samples ``num_generations`` completions per prompt from the policy (LoRA on the base), scores them in
-process with an flr scorer (:class:`flr.serving.rl.FLRRewardFunction` over FLR, the direct likelihood, length or a
+process with an flr scorer (:class:`flr.rl.FLRRewardFunction` over FLR, the direct likelihood, length or a
 classifier RM, on its own copy of its model: ``--reward-model`` is loaded separately even when it names the policy's
 base, which stays frozen under LoRA but would see the adapter), optionally debiases the rewards for length or style
 within the reward call, and TRL turns them into advantages normalised within each prompt's group (TRL's
@@ -151,7 +151,7 @@ def _response(completion) -> str:
 
 
 class DebiasedReward:
-    """A TRL reward function: ``reward`` (an :class:`~flr.serving.rl.FLRRewardFunction`) with its rewards
+    """A TRL reward function: ``reward`` (an :class:`~flr.rl.FLRRewardFunction`) with its rewards
     debiased within each call (:func:`flr.scorers.debias.debias`; ``prompt`` groups by prompt, that is by GRPO
     group). The raw rewards' mean is logged as ``rewards/<name>/raw_mean``."""
 
@@ -176,8 +176,8 @@ class DebiasedReward:
 def build_reward(reward_args, args, model_args):
     """The TRL reward function of ``reward_args``; flr and direct load ``--reward-model`` on the policy's device."""
     from flr.kernel.models import ModelConfig
+    from flr.rl import FLRRewardFunction  # the public short path (serving sits above training)
     from flr.scorers import build_scorer
-    from flr.serving.rl import FLRRewardFunction
 
     model_config = ModelConfig(
         model=reward_args.reward_model,
