@@ -221,3 +221,29 @@ def test_debiased_reward_centres_each_prompt_group_and_logs_the_raw_mean():
     assert logged["rewards/flr_length/raw_mean"] == pytest.approx(sum(length(prompts, completions)) / 8)
     raw = length(prompts, completions)
     assert values != raw
+
+
+def test_pipeline_grpo_trains_on_the_generate_sections_prompts_then_compares(tmp_path, tiny_model_dir):
+    from flr.jobs.pipeline import Pipeline, headline
+    from flr.records import read_jsonl
+
+    prompts = _write(tmp_path / "q.jsonl", [{"id": f"q{i}", "turns": [f"Tell me about topic {i}."]} for i in range(6)])
+    model = str(tiny_model_dir)
+    config = {
+        "output_dir": str(tmp_path / "run"), "policy": model, "device": "cpu", "dtype": "float32",
+        "generate": {"prompts": prompts, "field_map": "prompt=turns", "offset": 1, "limit": 2},
+        "train": {
+            "method": "grpo", "reward_scorer": "length", "max_steps": 1, "per_device_train_batch_size": 4,
+            "num_generations": 2, "max_completion_length": 6, "lora_r": 4,
+        },
+        "compare": {"offset": 3, "limit": 2, "max_new_tokens": 6, "judge": "length", "batch_size": 8},
+    }  # fmt: skip
+    report = Pipeline(config).run()
+    assert list(report) == ["train", "compare"]
+    trained = read_jsonl(tmp_path / "run" / "train" / "prompts.jsonl")  # offset and limit of the generate section
+    assert [row["id"] for row in trained] == ["q1", "q2"]
+    assert trained[0]["prompt"] == [{"role": "user", "content": "Tell me about topic 1."}]
+    assert report["train"]["summary"]["steps"] == 1 and "reward" in report["train"]["summary"]["final"]
+    assert any(line.startswith("train") and "reward" in line for line in headline(report))
+    with pytest.raises(FLRError, match="compare prompts are also training prompts"):
+        Pipeline({**config, "compare": {"offset": 2, "limit": 2}}).run(["compare"])
