@@ -17,7 +17,8 @@ TRL_NOTE = (
     "(= --dataset-name, also a local file), --model (= --model-name-or-path, 'default': the embedded model), "
     "--field-map, --limit and --lora-layers, and its defaults differ from TRL's where TRL's do not suit LoRA on a "
     "CPU: learning rate 1e-5 (feedback, flr, rm: 2e-4), LoRA on all linear layers, no gradient checkpointing, "
-    "resume from the latest checkpoint."
+    "resume from the latest checkpoint; grpo: 8 completions a step, 4 per prompt, 128 new tokens (TRL's loss, "
+    "group-normalised rewards and beta 0 kept)."
 )
 HELP = {
     "dpo": "DPO on preference pairs {prompt, chosen, rejected} (flr mine's pairs.jsonl).",
