@@ -10,21 +10,22 @@
 #   candidates k=4 per training prompt, T=0.7, top-p 0.9, 128 new tokens, seed 0; shared by every DPO arm.
 #   DPO arms  pairs mined from the same candidates (best vs worst, unfinished answers kept, ties dropped) by
 #             flr (half a), robust (half a, --contrast twin_all: the robust reward of docs/RESULTS.md §5),
-#             length (longer = chosen) and random (a hash of the text); then LoRA DPO, 24 steps x 4 pairs
-#             (two passes), lr 1e-4, beta 0.1, max length 512, seed 0.
-#   GRPO arms TRL's GRPO on the training prompts, reward flr (half a) or robust (half a, twin_all): 12 steps of
-#             2 prompts x 4 generations (the first 24 prompts once; a step costs about 80 s here, so 24 steps did not
-#             fit), 128 completion tokens, T=0.7, top-p 0.9, lr 1e-4, LoRA, seed 0. TRL's defaults otherwise
+#             length (longer = chosen) and random (a hash of the text); then LoRA DPO, 12 steps x 4 pairs
+#             (one pass), lr 1e-4, beta 0.1, max length 512, seed 0.
+#   GRPO arms TRL's GRPO on the training prompts, reward flr (half a) or robust (half a, twin_all): 8 steps of
+#             2 prompts x 4 generations (the first 16 prompts once), 128 completion tokens, T=0.7, top-p 0.9, lr 1e-4, LoRA, seed 0. TRL's defaults otherwise
 #             (group-scaled advantages, loss dapo, beta 0: no KL term).
-#   judges    (1) implicit reward β·(log π − log π_ref) on the 221 length-matched human-labelled test pairs
-#             (scripts/make_pools.py --matched-test 60: autoj, pandalm, vicuna80, lfqa; never mined);
+#   judges    (1) implicit reward β·(log π − log π_ref) on 200 of the 221 length-matched human-labelled test
+#             pairs (scripts/make_pools.py --matched-test 60: autoj, pandalm, vicuna80, lfqa; never mined; a seeded
+#             sample, 384 tokens at most; the base's log-probs computed once for all arms);
 #             (2) reference likelihood: per-token log-likelihood gain over the base on GPT-4's AlpacaEval answers;
 #             (3) FLR with the held-out half b: win rate of the greedy answers against the base's;
 #             (4) surface drift: length and content-free pattern shares of the greedy answers against the base's.
 #             (2)-(4) on 32 held-out prompts, greedy, 128 new tokens.
 # Every stage resumes (flr's jobs and TRL checkpoints), and all scores share one cache: rerun to continue.
 #
-#   OMP_NUM_THREADS=1 bash scripts/close_loop.sh    # 2 CPU cores: about 2 h from nothing (1 thread: see below)
+#   OMP_NUM_THREADS=1 bash scripts/close_loop.sh    # 2 CPU cores: about 2 h from nothing
+# (one thread per process: with other jobs beside it, torch's two threads per process were several times slower)
 #   python scripts/close_loop_table.py runs/loop
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,14 +62,14 @@ stage_mine() {
 }
 stage_dpo() {
   for arm in $DPO_ARMS; do
-    flr train dpo --data "$OUT/mine-$arm/pairs.jsonl" --output-dir "$OUT/dpo-$arm" --max-steps 24 \
-        --per-device-train-batch-size 4 --learning-rate 1e-4 --beta 0.1 --max-length 512 --save-steps 8 --seed 0
+    flr train dpo --data "$OUT/mine-$arm/pairs.jsonl" --output-dir "$OUT/dpo-$arm" --max-steps 12 \
+        --per-device-train-batch-size 4 --learning-rate 1e-4 --beta 0.1 --max-length 512 --save-steps 4 --seed 0
   done
 }
 stage_grpo() {
   for arm in $GRPO_ARMS; do
     flr train grpo --data "$OUT/data/train.jsonl" --output-dir "$OUT/grpo-$arm" ${REWARD[$arm]/--scorer/--reward-scorer} \
-        --max-steps 12 --per-device-train-batch-size 8 --num-generations 4 --max-completion-length 128 \
+        --max-steps 8 --per-device-train-batch-size 8 --num-generations 4 --max-completion-length 128 \
         --temperature 0.7 --top-p 0.9 --learning-rate 1e-4 --save-steps 4 --seed 0
   done
 }
@@ -84,7 +85,8 @@ stage_judge() {
   for policy in $(policies); do
     mkdir -p "$OUT/judge/$policy/compare"
     cp -n "$OUT/judge-base/candidates.jsonl" "$OUT/judge/$policy/compare/generations_base.jsonl"
-    flr eval --benchmarks "$MATCHED" --scorers "implicit:$OUT/$policy" $COMMON -o "$OUT/judge/$policy/implicit"
+    flr eval --benchmarks "$MATCHED" --limit 200 --max-length 384 --scorers "implicit:$OUT/$policy" $COMMON \
+        -o "$OUT/judge/$policy/implicit"
     flr compare --base default --candidate "$OUT/$policy" --prompts "$OUT/data/judge.jsonl" \
         --limit $JUDGE_PROMPTS --max-new-tokens 128 --judge flr --followups "$OUT/followups/b.yaml" \
         --reference-field reference $COMMON --output-dir "$OUT/judge/$policy/compare"

@@ -4,9 +4,9 @@
 # FLR's scorer, against the untuned one, on the same pairs and in the same audit.
 #
 # Fixed before any result: the training two thirds of Auto-J's critiques rewritten by rule (no model: the 135M
-# model rewrites them badly), the first 256, 64 steps x 4 (one pass), lr 2e-4 (flr's feedback default), max length
-# 512, seed 0; judged with the `selected` follow-ups (12; 5x cheaper than the 60) on the 221 length-matched test
-# pairs and in the audit of 20 PandaLM responses x 13 edits. Resumable: rerun to continue.
+# model rewrites them badly), the first 128, 32 steps x 4 (one pass), lr 2e-4 (flr's feedback default), max length
+# 512, seed 0; judged with the `selected` follow-ups (12; 5x cheaper than the 60) on 200 of the 221 length-matched
+# test pairs (the implicit judge's sample) and in the audit of 20 PandaLM responses x 13 edits. Resumable: rerun to continue.
 #
 #   bash scripts/feedback_tuning.sh          # 2 CPU cores: about 20 min from nothing
 set -euo pipefail
@@ -16,11 +16,11 @@ CACHE=$OUT/scores.sqlite
 MATCHED=runs/lc/test_matched.jsonl
 [ -f "$MATCHED" ] || python scripts/make_pools.py --matched-test 60 -o "$MATCHED"
 [ -f "$OUT/feedback.jsonl" ] || flr feedback rewrite --method rules --input autoj_critiques --output "$OUT/feedback.jsonl"
-flr train feedback --data "$OUT/feedback.jsonl" --limit 256 --output-dir "$OUT/scorer-ft" --max-steps 64 \
-    --per-device-train-batch-size 4 --max-length 512 --save-steps 32 --seed 0
+flr train feedback --data "$OUT/feedback.jsonl" --limit 128 --output-dir "$OUT/scorer-ft" --max-steps 32 \
+    --per-device-train-batch-size 4 --max-length 512 --save-steps 8 --seed 0
 for scorer in untuned tuned; do
   model=default; [ $scorer = tuned ] && model=$OUT/scorer-ft
-  flr eval --benchmarks "$MATCHED" --scorers flr,length --followups selected --model "$model" --device cpu \
+  flr eval --benchmarks "$MATCHED" --limit 200 --scorers flr,length --followups selected --model "$model" --device cpu \
       --cache "$CACHE" -o "$OUT/matched-$scorer"
   flr audit --input pandalm --limit 10 --scorers flr --followups selected --model "$model" --device cpu \
       --cache "$CACHE" -o "$OUT/audit-$scorer"

@@ -105,3 +105,23 @@ def _cpu():
     from flr.kernel.models import ModelConfig
 
     return ModelConfig(device="cpu", dtype="float32")
+
+
+def test_arms_from_one_base_share_the_reference_through_the_cache(tmp_path, tiny_model_dir):
+    from flr.scorers.cache import ScoreCache, score_with_cache, text_key
+
+    first = build_scorer(f"implicit:{_adapter(tmp_path, tiny_model_dir, steps=0)}", model_config=_cpu())
+    second = build_scorer(f"implicit:{_adapter(tmp_path, tiny_model_dir, steps=2)}", model_config=_cpu())
+    assert first.reference_fingerprint() == second.reference_fingerprint()  # same base, same settings
+    requests = [(text_key(r["prompt"], r["response"]), (r["prompt"], r["response"])) for r in _records()]
+    cache = ScoreCache(tmp_path / "cache.sqlite")
+    score_with_cache(first, requests, cache, "first")
+
+    def no_reference():
+        raise AssertionError("the reference was computed again")
+
+    second.model.disable_adapter = no_reference
+    scores = score_with_cache(second, requests, cache, "second")
+    plain = build_scorer(second.name, model_config=_cpu()).score(_records())  # no cache: computed afresh
+    assert [scores[k].reward for k, _ in requests] == pytest.approx([r.reward for r in plain], abs=1e-5)
+    cache.close()

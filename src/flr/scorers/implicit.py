@@ -93,10 +93,49 @@ class ImplicitReward(LMScorer):
         self.beta = DEFAULT_BETA if beta is None else beta
         self.name = name
 
+    def attach_cache(self, cache) -> None:
+        """Keep the reference's log-prob sums in ``cache``: every policy tuned from one base shares them, so judging
+        several arms computes the reference once."""
+        self.cache = cache
+
+    def reference_fingerprint(self) -> str:
+        from flr.records import content_fingerprint
+
+        if self.reference is not None:
+            weights = getattr(self.reference, "flr_fingerprint", None)
+        else:  # the adapter switched off: its base's weights
+            from flr.kernel.models import adapter_base, weights_fingerprint
+
+            weights = weights_fingerprint(adapter_base(self.model.flr_adapter_dir))
+        keep = ("include_eot", "max_length")
+        settings = {k: v for k, v in self.describe().items() if k in keep or k == "dtype"}
+        return content_fingerprint({"scorer": "reference log-prob sum", "weights": weights, **settings})
+
     def describe(self) -> dict:
         out = {k: v for k, v in super().describe().items() if k != "statistic"}
         reference = "adapter off" if self.reference is None else getattr(self.reference, "flr_fingerprint", None)
         return {**out, "beta": self.beta, "reference_weights": reference}
+
+    def _reference_sums(self, records: Sequence[dict], items) -> list[float]:
+        """The reference's log-prob sums, from the cache where it has them (computed once per base and text)."""
+        from flr.scorers.cache import text_key
+
+        cache = getattr(self, "cache", None)
+        keys = [text_key(r["prompt"], r["response"]) for r in records]
+        fingerprint = self.reference_fingerprint() if cache is not None else None
+        known = {k: r.reward for k, r in cache.get(fingerprint, keys).items()} if cache is not None else {}
+        todo = [i for i, k in enumerate(keys) if k not in known]
+        if todo:
+            todo_items = [items[i] for i in todo]
+            if self.reference is None:
+                with self.model.disable_adapter():
+                    fresh = self._logprob_sums(self.model, todo_items)
+            else:
+                fresh = self._logprob_sums(self.reference, todo_items)
+            known.update({keys[i]: v for i, v in zip(todo, fresh)})
+            if cache is not None:
+                cache.put(fingerprint, {keys[i]: ScoreResult(reward=v) for i, v in zip(todo, fresh)})
+        return [known[k] for k in keys]
 
     def _logprob_sums(self, model, items) -> list[float]:
         lps = continuation_logprobs(model, items, method=self.config.method, **kernel_kwargs(self.config))
@@ -105,11 +144,7 @@ class ImplicitReward(LMScorer):
     def _score_chunk(self, records: Sequence[dict]) -> list[ScoreResult]:
         items = [self.renderer.response_item(r["prompt"], r["response"]) for r in records]
         policy = self._logprob_sums(self.model, items)
-        if self.reference is None:
-            with self.model.disable_adapter():
-                reference = self._logprob_sums(self.model, items)
-        else:
-            reference = self._logprob_sums(self.reference, items)
+        reference = self._reference_sums(records, items)
         return [
             ScoreResult(
                 reward=self.beta * (p - r),
