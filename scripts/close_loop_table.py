@@ -70,9 +70,8 @@ def arm_table(run: Path, arms) -> list[str]:
         mine = run / f"mine-{arm.split('-', 1)[1]}" / "summary.json"
         pairs = "online (GRPO)"
         if arm.startswith("dpo") and mine.exists():
-            m = json.loads(mine.read_text())
-            longer = m.get("length", {}).get("chosen_longer")
-            pairs = f"{m.get('pairs')}" + (f" ({100 * longer:.0f}%)" if longer is not None else "")
+            length = json.loads(mine.read_text())["stats"]["length"]
+            pairs = f"{length['pairs']} ({100 * length['chosen_longer']:.0f}%)"
         m, d = s["metrics"], s["drift"]
 
         def delta(name, scale=100, d=d):
