@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from flr.eval.metrics import bootstrap_ci
+from flr.eval.metrics import bootstrap_ci, surface_drift
 
 ARMS = ("dpo-flr", "dpo-robust", "dpo-length", "dpo-random", "grpo-flr", "grpo-robust")
 CONTRASTS = (("dpo-flr", "dpo-length"), ("dpo-flr", "dpo-random"), ("dpo-robust", "dpo-length"),
@@ -57,30 +57,35 @@ def per_item(run: Path, arm: str) -> dict[str, dict]:
 
 def arm_table(run: Path, arms) -> list[str]:
     lines = [
-        "| arm | pairs (chosen longer) | implicit acc. on 221 matched pairs | reference gain (nats/token) | "
+        "| arm | pairs (chosen longer) | implicit acc. on 200 matched pairs | reference gain (nats/token) | "
         "FLR-b win rate vs base | LC win rate | length Δ (chars) | opener Δ | closer Δ | markdown Δ | bait Δ |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for arm in arms:
         items = per_item(run, arm)
         compare = run / "judge" / arm / "compare" / "summary.json"
-        if not compare.exists() or not items["implicit"]:
-            continue
-        s = json.loads(compare.read_text())
+        if not compare.exists() and not items["implicit"]:
+            continue  # not judged yet
+        s = json.loads(compare.read_text()) if compare.exists() else None
         mine = run / f"mine-{arm.split('-', 1)[1]}" / "summary.json"
         pairs = "online (GRPO)"
         if arm.startswith("dpo") and mine.exists():
             length = json.loads(mine.read_text())["stats"]["length"]
             pairs = f"{length['pairs']} ({100 * length['chosen_longer']:.0f}%)"
-        m, d = s["metrics"], s["drift"]
+        implicit = _pct(list(items["implicit"].values())) if items["implicit"] else "not judged"
+        if s is None:
+            lines.append(f"| {arm} | {pairs} | {implicit} |" + " not judged |" * 8)
+            continue
+        m = s["metrics"]
+        rows = _jsonl(run / "judge" / arm / "compare" / "compare.jsonl")
+        d = surface_drift([r["candidate"] for r in rows], [r["base"] for r in rows], seed=0)
 
         def delta(name, scale=100, d=d):
             x = d[name]
             return f"{scale * x['difference']:+.0f} [{scale * x['ci'][0]:+.0f}, {scale * x['ci'][1]:+.0f}]"
 
         lines.append(
-            f"| {arm} | {pairs} | {_pct(list(items['implicit'].values()))} | "
-            f"{_ci(list(items['reference'].values()))} | "
+            f"| {arm} | {pairs} | {implicit} | {_ci(list(items['reference'].values()))} | "
             f"{100 * m['win_rate']:.1f} [{100 * m['win_rate_ci'][0]:.1f}, {100 * m['win_rate_ci'][1]:.1f}] | "
             f"{100 * m['lc_win_rate']:.1f} | {delta('length', 1)} | {delta('opener')} | {delta('closer')} | "
             f"{delta('markdown')} | {delta('bait_question')} |"
@@ -95,16 +100,20 @@ def contrast_table(run: Path, arms) -> list[str]:
     ]
     items = {arm: per_item(run, arm) for arm in arms}
     for a, b in CONTRASTS:
-        if a not in items or b not in items or not items[a]["implicit"] or not items[b]["implicit"]:
+        if a not in items or b not in items:
             continue
         cells = []
         for judge, scale in (("implicit", 100), ("reference", 1), ("flr_b", 100)):
             keys = sorted(set(items[a][judge]) & set(items[b][judge]))
+            if not keys:
+                cells.append("not judged")
+                continue
             diff = scale * np.array([items[a][judge][k] - items[b][judge][k] for k in keys])
             low, high = bootstrap_ci(diff, seed=0)
             cells.append(f"{diff.mean():+.{1 if scale == 100 else 3}f} [{low:+.{1 if scale == 100 else 3}f}, "
                          f"{high:+.{1 if scale == 100 else 3}f}] (n={len(keys)})")  # fmt: skip
-        lines.append(f"| {a} − {b} | " + " | ".join(cells) + " |")
+        if any(c != "not judged" for c in cells):
+            lines.append(f"| {a} − {b} | " + " | ".join(cells) + " |")
     return lines
 
 

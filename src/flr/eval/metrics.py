@@ -372,12 +372,13 @@ def paired_difference(candidate, base, *, seed: int = 0, n_resamples: int = 1000
     c, b = _array(candidate), _array(base)
     _same_length(c, b)
     diff = c - b
+    same = len(diff) > 1 and np.all(diff == diff[0])  # no variation: bootstrap_ci's Wilson interval is for shares
     return {
         "n": len(diff),
         "candidate": float(c.mean()) if len(c) else float("nan"),
         "base": float(b.mean()) if len(b) else float("nan"),
         "difference": float(diff.mean()) if len(diff) else float("nan"),
-        "ci": list(bootstrap_ci(diff, n_resamples=n_resamples, seed=seed)),
+        "ci": [float(diff[0])] * 2 if same else list(bootstrap_ci(diff, n_resamples=n_resamples, seed=seed)),
         "candidate_higher": float(np.mean(diff > 0)) if len(diff) else float("nan"),
     }
 
