@@ -38,20 +38,19 @@ def their_lists(fset) -> dict[str, tuple[list[str], list[str]]]:
     return out
 
 
-def their_value(model, tokenizer, record, feedback: str) -> float:
-    """run_llama3.py's get_outputs_withprobs for one follow-up: the conversation rendered with the chat template
-    (no generation prompt), ``logits[0, -feedback_len:][0, feedback_ids[0]].mean()``."""
+def their_value(model, tokenizer, record, followup: str) -> float:
+    """The authors' number for one follow-up, written out: render conversation + response + the follow-up as the
+    next user turn with the chat template (no generation prompt), run the whole sequence, and average the logits of
+    position ``len(sequence) - len(tokenizer(followup))`` over the follow-up's ids (special tokens included)."""
     prompt = record["prompt"]
-    messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
-    messages += [{"role": "assistant", "content": record["response"]}, {"role": "user", "content": feedback}]
-    text = tokenizer.apply_chat_template(messages, tokenize=False)
-    label_ids = tokenizer(text, add_special_tokens=False, return_tensors="pt").input_ids
-    feedback_ids = tokenizer(feedback, return_tensors="pt").input_ids
-    feedback_len = feedback_ids.shape[1]
+    turns = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
+    turns += [{"role": "assistant", "content": record["response"]}, {"role": "user", "content": followup}]
+    rendered = tokenizer.apply_chat_template(turns, tokenize=False)
+    sequence = tokenizer(rendered, add_special_tokens=False)["input_ids"]
+    ids = tokenizer(followup)["input_ids"]
     with torch.no_grad():
-        output = model(input_ids=label_ids, return_dict=True)
-    logits = output["logits"][0, -feedback_len:, :]
-    return logits[0, feedback_ids[0]].float().mean().item()
+        all_logits = model(input_ids=torch.tensor([sequence])).logits[0].float()
+    return all_logits[len(sequence) - len(ids), ids].mean().item()
 
 
 @pytest.fixture(scope="module")

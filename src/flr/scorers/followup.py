@@ -208,11 +208,11 @@ class FollowUpReward(LMScorer):
         return out
 
     def _authors_values(self, records, keys, known, texts) -> dict:
-        """``--statistic authors`` for the (record, follow-up) pairs ``known`` lacks: run_llama3.py's
-        ``logits[0, feedback_ids[0]].mean()`` at ``output['logits'][0, -feedback_len:]``, i.e. position
-        ``len(rendered ids) - len(tokenizer(follow-up).input_ids)`` of the conversation, the response and the
-        follow-up as the next user turn, rendered with the chat template. One kernel item per record: all its
-        follow-ups share the conversation, and those that agree up to the position share one logits vector."""
+        """``--statistic authors`` for the (record, follow-up) pairs ``known`` lacks, as run_llama3.py computes it:
+        the mean over ``ids = tokenizer(follow-up).input_ids`` of the raw logits at position ``len(rendered) -
+        len(ids)`` of the conversation, the response and the follow-up as the next user turn, rendered with the chat
+        template. One kernel item per record: all its follow-ups share the conversation, and those that agree up to
+        the position share one logits vector."""
         from flr.errors import FLRError
         from flr.kernel.chat import ScoringItem
 
