@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as C  # noqa: E402
 
-from flr.eval.runner import EvalConfig, benchmark_records  # noqa: E402
+from flr.eval.benchmarks import benchmark_records  # noqa: E402
 from flr.scorers import ScorerConfig, build_scorer  # noqa: E402
 
 VARIANTS = {"plain FLR": {}, "contrast twin": {"contrast": "twin"}}
@@ -38,7 +38,7 @@ def main() -> None:
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     model, tok, label = C.load(args)
-    _, pairs = benchmark_records(args.benchmark, EvalConfig(limit=args.records, seed=0))
+    _, pairs = benchmark_records(args.benchmark, limit=args.records)
     records = [{"prompt": p["prompt"], "response": p[side]} for p in pairs for side in ("chosen", "rejected")]
     scorers = {
         name: build_scorer("flr", model, tok, config=ScorerConfig(followups=args.followups, **kw), model_name=label)

@@ -25,8 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as C  # noqa: E402
 
+from flr.eval.benchmarks import benchmark_records  # noqa: E402
 from flr.eval.metrics import bootstrap_ci  # noqa: E402
-from flr.eval.runner import EvalConfig, _requests, benchmark_records, score_with_cache  # noqa: E402
+from flr.jobs.eval import _requests, score_with_cache  # noqa: E402
 from flr.kernel.models import load_model, model_name  # noqa: E402
 from flr.scorers import FollowUpReward, ScorerConfig  # noqa: E402
 from flr.scorers.cache import ScoreCache, text_key  # noqa: E402
@@ -47,7 +48,7 @@ def pair_decisions(scorer, benchmarks: list[str], limit: int, cache: ScoreCache)
     """``{pair id: reward(chosen) - reward(rejected)}`` over the seeded samples of ``benchmarks``."""
     margins = {}
     for name in benchmarks:
-        kind, records = benchmark_records(name, EvalConfig(benchmarks=name, limit=limit))
+        kind, records = benchmark_records(name, limit=limit)
         scores = score_with_cache(scorer, _requests(kind, records), cache, f"{name}")
         for r in records:
             chosen = scores[text_key(r["prompt"], r["chosen"])].reward
@@ -73,7 +74,7 @@ def main() -> None:
     benchmarks = args.benchmarks.split(",")
     variants = args.variants.split(",")
     config = ScorerConfig(followups=args.followups, max_length=args.max_length)
-    _, timing_pairs = benchmark_records(benchmarks[0], EvalConfig(limit=args.timing_records // 2 or 1))
+    _, timing_pairs = benchmark_records(benchmarks[0], limit=args.timing_records // 2 or 1)
     timing = [{"prompt": r["prompt"], "response": r[side]} for r in timing_pairs for side in ("chosen", "rejected")]
     cache = ScoreCache()
     rows = {}

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as C  # noqa: E402
 
-from flr.eval.runner import EvalConfig, benchmark_records  # noqa: E402
+from flr.eval.benchmarks import benchmark_records  # noqa: E402
 
 # the first release's kernel: one budget on every device, no padding cap, no shared stems
 FIRST_RELEASE = "--token-budget 16384 --max-padding 1 --share-prefix 0"
@@ -54,7 +54,7 @@ def main() -> None:
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     variants = dict(v.split("=", 1) for v in args.variant) if args.variant else dict(VARIANTS)
-    _, pairs = benchmark_records(args.benchmark, EvalConfig(limit=(args.records + 1) // 2))
+    _, pairs = benchmark_records(args.benchmark, limit=(args.records + 1) // 2)
     records = [{"prompt": p["prompt"], "response": p[side]} for p in pairs for side in ("chosen", "rejected")]
     records = records[: args.records]
     rows = []

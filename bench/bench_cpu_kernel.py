@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as C  # noqa: E402
 
-from flr.eval.runner import EvalConfig, benchmark_records  # noqa: E402
+from flr.eval.benchmarks import benchmark_records  # noqa: E402
 from flr.kernel.logprobs import packed_logprobs  # noqa: E402
 from flr.kernel.models import ModelConfig  # noqa: E402
 from flr.scorers import ScorerConfig, build_scorer  # noqa: E402
@@ -43,7 +43,7 @@ def main() -> None:
     ap.add_argument("--max-length", type=int, default=2048)
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
-    _, pairs = benchmark_records(args.benchmark, EvalConfig(limit=(args.records + 1) // 2))
+    _, pairs = benchmark_records(args.benchmark, limit=(args.records + 1) // 2)
     records = [(p["prompt"], p[side]) for p in pairs for side in ("chosen", "rejected")][: args.records]
     config = ScorerConfig(followups=args.followups, max_length=args.max_length)
     scorer = build_scorer("flr", model_config=ModelConfig(), config=config)

@@ -241,7 +241,7 @@ def real_records(path: Path | None, limit: int) -> tuple[list[tuple], str]:
 def run_real(args, model, tok, label) -> dict:
     from flr.followups import load_followups
     from flr.kernel.chat import ChatRenderer
-    from flr.scorers.followup import ScorerConfig
+    from flr.scorers.flr import ScorerConfig
 
     device = next(model.parameters()).device
     cfg = ScorerConfig(followups="paper")  # the paper's 60, as in the recorded results

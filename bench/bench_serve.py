@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as C  # noqa: E402
 
-from flr.eval.runner import EvalConfig, benchmark_records  # noqa: E402
+from flr.eval.benchmarks import benchmark_records  # noqa: E402
 from flr.kernel.models import load_model, model_name  # noqa: E402
 from flr.scorers import FollowUpReward, ScorerConfig  # noqa: E402
 from flr.serving.service import ServiceLimits, create_app  # noqa: E402
@@ -73,7 +73,7 @@ def main() -> None:
     model, tok = load_model(args.model, device="cpu")
     scorer = FollowUpReward(model, tok, ScorerConfig(max_length=args.max_length), model_name=model_name(args.model))
     n = args.clients * args.requests
-    _, pairs = benchmark_records("autoj", EvalConfig(limit=(n + 1) // 2))
+    _, pairs = benchmark_records("autoj", limit=(n + 1) // 2)
     records = [{"prompt": p["prompt"], "response": p[s]} for p in pairs for s in ("chosen", "rejected")][:n]
     work = [[[records[c * args.requests + i]] for i in range(args.requests)] for c in range(args.clients)]
     alone = [r.reward for r in scorer.score(records)]

@@ -8,15 +8,8 @@ import json
 import pytest
 
 from flr.errors import FLRError, InputError
-from flr.records import (
-    Record,
-    ResumableWriter,
-    content_keys,
-    parse_field_map,
-    read_jsonl,
-    read_records,
-    to_scoring_input,
-)
+from flr.hashing import content_keys
+from flr.records import Record, ResumableWriter, parse_field_map, read_jsonl, read_records, to_scoring_input
 
 ROWS = [
     {"id": "a", "prompt": "What is 2+2?", "response": "4."},
@@ -307,7 +300,7 @@ def test_record_dataclass():
 def test_content_fingerprint_is_sorted_json_sha256():
     import hashlib
 
-    from flr.records import content_fingerprint
+    from flr.hashing import content_fingerprint
 
     expected = hashlib.sha256(b'{"a": [1, "x"], "b": 2}').hexdigest()[:16]
     assert content_fingerprint({"b": 2, "a": [1, "x"]}) == expected
@@ -321,8 +314,8 @@ def test_list_flags_take_commas_spaces_and_yaml_lists(tmp_path):
     from flr.arguments import split_list
     from flr.cli import build_parser
     from flr.commands._common import apply_config_file, to_configs
-    from flr.eval.runner import EvalConfig
     from flr.jobs.audit import AuditConfig
+    from flr.jobs.eval import EvalConfig
 
     assert split_list("a, b,,c") == split_list(["a,b", "c"]) == split_list(("a", " b ", "c")) == ["a", "b", "c"]
     assert split_list(None) == split_list("") == []

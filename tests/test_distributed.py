@@ -26,7 +26,7 @@ def test_two_processes_match_one_and_merge_leftover_parts(tmp_path, inputs, tiny
     out = tmp_path / "multi.jsonl"
     # A part file left by a killed earlier run: its record must be kept, not scored again.
     single = [json.loads(line) for line in (tmp_path / "single.jsonl").read_text().splitlines()]
-    from flr.records import content_keys
+    from flr.hashing import content_keys
 
     key = content_keys([(r["prompt"], r["response"]) for r in rows])[3]
     (tmp_path / "multi.jsonl.part1").write_text(json.dumps({"key": key, "row": single[3]}) + '\n{"torn')

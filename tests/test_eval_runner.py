@@ -5,7 +5,7 @@ import json
 import pytest
 
 from flr.cli import main
-from flr.eval.runner import EvalConfig, run_eval
+from flr.jobs.eval import EvalConfig, run_eval
 from flr.scorers import ScorerConfig, build_scorer
 
 

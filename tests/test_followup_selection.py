@@ -6,8 +6,9 @@ import pytest
 
 from flr.cli import main
 from flr.eval import load_benchmark
-from flr.eval.selection import followup_accuracy, select_followups, write_followups
+from flr.eval.metrics import length_matched
 from flr.followups import load_followups
+from flr.followups.selection import followup_accuracy, select_followups, write_followups
 from flr.scorers import FollowUpReward, ScorerConfig
 
 
@@ -17,7 +18,8 @@ def stats(tiny):
     config = ScorerConfig(followups="paper", categories="understanding,engagingness")
     scorer = FollowUpReward(model, tokenizer, config, model_name="t")
     records = load_benchmark("demo", limit=5)
-    return scorer, records, followup_accuracy(scorer, records)
+    matched = length_matched([len(r["chosen"]) for r in records], [len(r["rejected"]) for r in records])
+    return scorer, records, followup_accuracy(scorer.signed_margins(records), scorer.utterances, matched)
 
 
 def test_accuracy_of_one_utterance_by_hand(stats):
@@ -105,7 +107,7 @@ def test_cli_select(tmp_path, tiny_model_dir, capsys):
 def test_the_fit_seed_shuffles_the_cross_validation_folds():
     import numpy as np
 
-    from flr.eval.fitting import cv_folds, fit_weights
+    from flr.followups.fitting import cv_folds, fit_weights
 
     n = 60
     folds = cv_folds(n, 5, seed=0)
@@ -137,7 +139,7 @@ def test_cli_fit_writes_the_weighted_set_it_reports(tmp_path, tiny_model_dir, ca
 
 def test_robust_candidates_drop_the_most_moved_follow_ups_per_list():
     from flr.errors import FLRError
-    from flr.eval.selection import robust_candidates
+    from flr.followups.selection import robust_candidates
 
     stats = [
         {"category": "u", "polarity": p, "text": f"{p}{i}", "matched_accuracy": 0.5 + i / 10, "matched_mean_margin": 0}

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from flr.eval.html import compare_page, markdown_html
+from flr.reports.html import compare_page, markdown_html
 from flr.scorers import ScorerConfig, build_scorer
 
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
@@ -47,7 +47,7 @@ def self_contained(page) -> None:
 
 @pytest.fixture(scope="module")
 def eval_run(tmp_path_factory, tiny):
-    from flr.eval.runner import EvalConfig, run_eval
+    from flr.jobs.eval import EvalConfig, run_eval
 
     model, tokenizer = tiny
     config = ScorerConfig(categories="understanding,engagingness", batch_size=8)
@@ -190,7 +190,7 @@ def test_markdown_html_escapes_and_embeds(tmp_path):
 
 
 def test_the_browser_takes_pairs_in_turn_from_each_benchmark():
-    from flr.eval.browser import select_pairs
+    from flr.reports.browser import select_pairs
 
     assert select_pairs({"a": 3, "b": 1}, 10) == {"a": [0, 1, 2], "b": [0]}
     assert select_pairs({"a": 5, "b": 5}, 5) == {"a": [0, 1, 2], "b": [0, 1]}

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from flr.errors import FLRError, InputError
-from flr.eval.fitting import fit_weights, pair_features, weighted_set
 from flr.followups import dump_followups, load_followups
+from flr.followups.fitting import fit_weights, weighted_set
 from flr.kernel.models import load_model, weights_fingerprint
 from flr.scorers import FollowUpReward, ScorerConfig, build_scorer
 from flr.scorers.cache import ScoreCache
@@ -105,7 +105,7 @@ def test_pmi_keeps_pairwise_margins_and_moves_rewards(tiny):
 
 
 def test_followup_cache_reuses_logprobs_across_sets(tiny, tmp_path, monkeypatch):
-    import flr.scorers.followup as followup
+    import flr.scorers.flr as followup
 
     model, tokenizer = tiny
     cache = ScoreCache(tmp_path / "c.db")
@@ -126,10 +126,10 @@ def test_followup_cache_reuses_logprobs_across_sets(tiny, tmp_path, monkeypatch)
     cache.close()
 
 
-def test_pair_features_signs(tiny):
+def test_signed_margins_signs(tiny):
     model, tokenizer = tiny
     scorer = FollowUpReward(model, tokenizer, ScorerConfig(followups="compact", categories="understanding"))
-    X = pair_features(scorer, PAIRS, progress=False)
+    X = scorer.signed_margins(PAIRS, progress=False)
     rewards = scorer.score([{"prompt": p["prompt"], "response": p[s]} for p in PAIRS for s in ("chosen", "rejected")])
     # the unweighted reward margin is the coefficient-weighted sum of the features
     coef = np.array(scorer.coefficients)
@@ -176,7 +176,7 @@ def test_the_trained_reward_is_the_scored_reward(tiny_model_dir, tmp_path, body,
     categories by --weights. A set whose positive and negative lists differ in length is the case that tells."""
     import torch
 
-    from flr.training.reward import FLRConfig, FLRTrainer
+    from flr.training.flr import FLRConfig, FLRTrainer
 
     path = tmp_path / "set.yaml"
     path.write_text(body)
@@ -206,7 +206,7 @@ def test_a_sampled_subset_estimates_the_full_reward_without_bias(tmp_path, per_l
     import itertools
     import random
 
-    from flr.scorers.followup import followup_reward, sample_followups
+    from flr.scorers.flr import followup_reward, sample_followups
 
     path = tmp_path / "set.yaml"
     path.write_text(TWO_CATEGORIES)

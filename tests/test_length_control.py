@@ -103,7 +103,7 @@ def test_partial_spearman_removes_a_shared_confound():
 
 
 def test_eval_reports_length_control_without_flags(tmp_path, tiny):
-    from flr.eval.runner import EvalConfig, run_eval
+    from flr.jobs.eval import EvalConfig, run_eval
     from flr.scorers import ScorerConfig, build_scorer
 
     model, tokenizer = tiny
@@ -131,7 +131,7 @@ def test_eval_reports_length_control_without_flags(tmp_path, tiny):
 
 def test_bad_length_ratio_is_one_line(tmp_path):
     from flr.errors import FLRError
-    from flr.eval.runner import EvalConfig
+    from flr.jobs.eval import EvalConfig
 
     with pytest.raises(FLRError, match="--length-ratio must be greater than 1"):
         EvalConfig(length_ratio=1.0)
@@ -139,7 +139,7 @@ def test_bad_length_ratio_is_one_line(tmp_path):
 
 def test_eval_length_debias_removes_the_length_trend(tmp_path):
     """--length-debias batch: a reward that is a line in log length plus a per-pair signal keeps only the signal."""
-    from flr.eval.runner import EvalConfig, run_eval
+    from flr.jobs.eval import EvalConfig, run_eval
     from flr.scorers.base import ScoreResult
     from flr.scorers.baselines import LengthBaseline
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from flr.errors import FLRError
-from flr.eval.fitting import fit_weights, length_feature, weighted_set
 from flr.followups import dump_followups, load_followups
+from flr.followups.fitting import fit_weights, length_feature, weighted_set
 from flr.jobs.mine import MineConfig, length_ratio, length_summary, mine_rows, select_pair
 from flr.scorers import FollowUpReward, ScorerConfig
 from flr.scorers.debias import MIN_DISTINCT_LENGTHS, debias, residualize

@@ -2,8 +2,8 @@
 
 import pytest
 
+from flr.rl import FLRRewardFunction
 from flr.scorers import FollowUpReward, ScorerConfig
-from flr.serving.rl import FLRRewardFunction
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,7 @@ def test_remote_reward_function_and_truncation_penalty(scorer, monkeypatch):
     import httpx
     from fastapi.testclient import TestClient
 
-    from flr.serving.rl import RemoteRewardFunction
+    from flr.rl import RemoteRewardFunction
     from flr.serving.service import create_app
 
     client = TestClient(create_app(scorer, api_key="k"))
@@ -123,7 +123,7 @@ def test_verl_compute_score_calls_the_service(scorer, monkeypatch):
     import httpx
     from fastapi.testclient import TestClient
 
-    import flr.serving.rl as rl
+    import flr.rl.reward as rl
     from flr.serving.service import create_app
 
     client = TestClient(create_app(scorer))

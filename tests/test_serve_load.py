@@ -325,7 +325,7 @@ def fake_service():
 
 
 def test_the_client_retries_503_then_gets_200(fake_service):
-    from flr.serving.rl import RemoteRewardFunction
+    from flr.rl import RemoteRewardFunction
 
     server, url = fake_service
     answers = iter([(503, {"Retry-After": "0"}), (429, {}), (200, {})])
@@ -335,7 +335,7 @@ def test_the_client_retries_503_then_gets_200(fake_service):
 
 
 def test_the_client_splits_on_413_and_on_a_503_asking_for_fewer(fake_service):
-    from flr.serving.rl import RemoteRewardFunction
+    from flr.rl import RemoteRewardFunction
 
     server, url = fake_service
     server.answer = lambda n: (413, {"FLR-Max-Records": "2"}) if n > 2 else (200, {})
@@ -353,7 +353,7 @@ def test_the_client_splits_on_413_and_on_a_503_asking_for_fewer(fake_service):
 
 
 def test_the_client_gives_up_after_max_wait_with_one_error(fake_service):
-    from flr.serving.rl import RemoteRewardFunction, RewardServiceError
+    from flr.rl import RemoteRewardFunction, RewardServiceError
 
     server, url = fake_service
     server.answer = lambda n: (503, {"Retry-After": "0.2"})
@@ -373,7 +373,7 @@ def test_the_client_gives_up_after_max_wait_with_one_error(fake_service):
 
 
 def test_verl_compute_score_backs_off(fake_service, monkeypatch):
-    import flr.serving.rl as rl
+    import flr.rl as rl
 
     server, url = fake_service
     answers = iter([(503, {"Retry-After": "0"}), (200, {})])

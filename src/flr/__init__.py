@@ -27,9 +27,9 @@ _PUBLIC = {
     "load_model": "flr.kernel.models",
     "FollowUpSet": "flr.followups",
     "load_followups": "flr.followups",
-    "run_eval": "flr.eval.runner",
-    "FLRRewardFunction": "flr.serving.rl",
-    "RemoteRewardFunction": "flr.serving.rl",
+    "run_eval": "flr.jobs.eval",
+    "FLRRewardFunction": "flr.rl",
+    "RemoteRewardFunction": "flr.rl",
 }
 __all__ = [*_PUBLIC, "__version__"]
 

@@ -77,6 +77,12 @@ def is_surface_sentence(text: str) -> bool:
 
 # -- the style vector ----------------------------------------------------------------------------------------
 
+
+def log_length(lengths) -> np.ndarray:
+    """``log(max(1, n))``: an empty response counts as one character, so its log stays finite."""
+    return np.log(np.maximum(np.asarray(lengths, dtype=float), 1.0))
+
+
 STYLE_FEATURES = ("log_length", "headers", "list_items", "bold", "opener", "closer", "bait_question")
 
 
@@ -86,7 +92,7 @@ def style_vector(text: str, length: float | None = None) -> list[float]:
     0/1 for an opener, a closer and a bait question (flr's detectors)."""
     n = len(text) if length is None else length
     return [
-        float(np.log(max(1.0, n))),
+        float(log_length(n)),
         float(len(_HEADER.findall(text))),
         float(len(_BULLET.findall(text))),
         float(len(_BOLD.findall(text))),

@@ -296,7 +296,7 @@ _PROBES = (
 def probe_fingerprint(edit: Perturbation) -> str:
     """A fingerprint of what ``edit`` makes of the probe responses: it changes when the edit's behaviour does, even
     through a helper its own source does not show."""
-    from flr.records import content_fingerprint
+    from flr.hashing import content_fingerprint
 
     return content_fingerprint([edit("", text) for text in _PROBES])
 

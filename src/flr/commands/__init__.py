@@ -1,2 +1,4 @@
 """Subcommands of the ``flr`` CLI, one thin module each: parse flags, check inputs, call the library, print one line.
-Imports anything below."""
+
+Imports: flr.arguments, flr.errors, flr.eval, flr.followups, flr.jobs, flr.kernel, flr.records, flr.reports, flr.scorers, flr.serving, flr.training
+"""

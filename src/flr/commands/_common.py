@@ -100,7 +100,7 @@ def check_scorer_settings(scorer: str, flr_config) -> None:
     (its file, its fields, the categories asked for)."""
     from flr.followups import load_followups
     from flr.scorers import SCORERS, is_scorer_name
-    from flr.scorers.followup import check_length_term
+    from flr.scorers.flr import check_length_term
 
     if not is_scorer_name(scorer):
         raise FLRError(f"unknown scorer '{scorer}': use one of {', '.join(SCORERS)}")

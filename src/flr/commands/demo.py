@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flr.commands._common import add_command, to_configs
-from flr.eval.runner import EvalConfig, run_eval
+from flr.jobs.eval import EvalConfig, run_eval
 from flr.kernel.models import ModelConfig, model_name
 from flr.scorers import ScorerConfig, build_scorers
 

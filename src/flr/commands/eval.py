@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flr.commands._common import add_command, check_scorer_settings, to_configs
-from flr.eval.runner import EvalConfig, run_eval
+from flr.jobs.eval import EvalConfig, run_eval
 from flr.kernel.models import ModelConfig, model_name
 from flr.scorers import ScorerConfig, build_scorers
 
@@ -62,8 +62,7 @@ def check_before_loading(config, flr_config, names: list[str]) -> None:
     from pathlib import Path
 
     from flr.errors import FLRError
-    from flr.eval.benchmarks import BENCHMARKS, resolve_data_dir
-    from flr.eval.runner import benchmark_records
+    from flr.eval.benchmarks import BENCHMARKS, benchmark_records, resolve_data_dir
 
     for name in names:
         check_scorer_settings(name, flr_config)
@@ -76,7 +75,9 @@ def check_before_loading(config, flr_config, names: list[str]) -> None:
         if name in BENCHMARKS and name != "demo":
             resolve_data_dir(config.data_dir)
         elif Path(name).exists():
-            benchmark_records(name, config)  # checks every record, naming file, line and field
+            benchmark_records(
+                name, config.data_dir, config.limit, config.seed, config.split
+            )  # checks every record, naming file, line and field
 
 
 def main(args) -> int:
@@ -103,7 +104,7 @@ def main(args) -> int:
         configs=(flr_config, model_config),
         length_of=length_of,
     )
-    from flr.eval.report import markdown_table, merge_results
+    from flr.reports.markdown import markdown_table, merge_results
 
     print(markdown_table(merge_results([summary])))
     print(f"flr eval: wrote {config.output_dir}/report.md, report.html, summary.json and per-example JSONL")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from flr.commands._common import add_command, make_subparsers, to_configs
-from flr.jobs.feedback import REWRITE_PROMPT, RewriteConfig, rewrite_critiques
+from flr.jobs.critiques import REWRITE_PROMPT, RewriteConfig, rewrite_critiques
 from flr.kernel.models import ModelConfig
 
 EXAMPLES = """examples:

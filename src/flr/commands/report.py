@@ -8,7 +8,7 @@ from pathlib import Path
 from flr.arguments import split_list
 from flr.commands._common import add_command, to_configs
 from flr.errors import FLRError
-from flr.eval.report import load_summaries, markdown_table, merge_results, write_report
+from flr.reports.markdown import load_summaries, markdown_table, merge_results, write_report
 
 
 @dataclass

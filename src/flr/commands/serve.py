@@ -48,7 +48,7 @@ def make_parser(subparsers):
         "POST /get_reward {query: [texts], prompts: [texts]} -> {rewards} (OpenRLHF's --remote_rm_url API), and "
         "GET /health (liveness) and /ready (readiness), both without the token, and GET /info (scorer, limits, queue). A "
         "request that cannot finish within --request-timeout is refused at once with 503 and Retry-After. Needs pip install 'flr[serve]'. For TRL trainers in the same process, use "
-        "flr.serving.rl.FLRRewardFunction instead.",
+        "flr.rl.FLRRewardFunction instead.",
         dataclasses_=(ServeConfig, ServiceLimits, ScorerConfig, ModelConfig),
     )
     parser.epilog = """examples:

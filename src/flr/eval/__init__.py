@@ -1,6 +1,8 @@
-"""Evaluating rewards: the benchmark registry (benchmarks), pure metrics (metrics), the `flr eval` runner and its
-reports (runner, report, html, browser), follow-up selection and fitting (selection, fitting), and content-free
-patterns and perturbations (patterns). Imports flr's plain modules and scorers; no torch at import time."""
+"""Evaluating rewards, as data and pure functions: the benchmark registry and its readers (benchmarks) and the
+metrics (metrics). The `flr eval` job lives in flr.jobs.eval, its pages in flr.reports; no torch at import time.
+
+Imports: flr.errors, flr.patterns, flr.records
+"""
 
 from flr.eval.benchmarks import (
     BENCHMARKS,

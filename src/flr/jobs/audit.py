@@ -30,8 +30,8 @@ from flr.perturbations import (  # noqa: F401 - older users' perturbation files 
     prompt_text,
     select_perturbations,
 )
-from flr.provenance import provenance_text, variant_text, write_summary
 from flr.records import MOVES_FILE, seeded_sample, write_jsonl
+from flr.records.provenance import provenance_text, variant_text, write_summary
 from flr.scorers.cache import open_cache, score_with_cache, text_key
 from flr.scorers.debias import DEBIAS_HELP, STYLE_HELP, check_mode, debias_requests
 
@@ -388,7 +388,7 @@ def run_audit(
     summary = write_summary(out, summary, config, *configs)
     examples = audit_examples(plan, rewards, config.examples)
     write_audit_report(out, summary, examples)
-    from flr.eval.html import audit_page
+    from flr.reports.html import audit_page
 
     audit_page(out, summary, examples)
     return summary

@@ -29,13 +29,13 @@ from pathlib import Path
 import numpy as np
 
 from flr.errors import FLRError, InputError
-from flr.eval.html import compare_page
 from flr.eval.metrics import bootstrap_ci, length_controlled_win_rate, paired_difference, surface_drift, win_rate
 from flr.jobs.generate import PromptConfig, SamplingConfig, generate, load_prompts
 from flr.kernel.models import ModelConfig, load_model, model_name
 from flr.patterns import pattern_report, pattern_section
-from flr.provenance import write_summary
 from flr.records import COMPARE_FILE, read_jsonl, read_records, write_jsonl
+from flr.records.provenance import write_summary
+from flr.reports.html import compare_page
 from flr.scorers import ScorerConfig, build_scorer
 from flr.scorers.cache import cached_scores
 

@@ -4,7 +4,7 @@ pairs best) and ``flr followups fit`` (weigh every follow-up by a logistic regre
 
 Each job reads and checks its pairs before any model loads, scores both responses of every pair with every
 follow-up through the score cache (a rerun or a refit recomputes nothing) and writes the set; it returns what it
-wrote. The statistics are :mod:`flr.eval.selection` and :mod:`flr.eval.fitting`.
+wrote. The statistics are :mod:`flr.followups.selection` and :mod:`flr.followups.fitting`.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from pathlib import Path
 
 from flr.arguments import split_list
 from flr.errors import FLRError
-from flr.eval.fitting import fit_weights, length_feature, pair_features, weighted_set
+from flr.eval.benchmarks import benchmark_records
 from flr.eval.metrics import length_matched
-from flr.eval.runner import EvalConfig, benchmark_records
-from flr.eval.selection import followup_accuracy, robust_candidates, select_followups, write_followups
 from flr.followups import dump_followups, load_followups, split_followups
+from flr.followups.fitting import fit_weights, length_feature, weighted_set
+from flr.followups.selection import followup_accuracy, robust_candidates, select_followups, write_followups
 from flr.kernel.models import ModelConfig, model_name
 from flr.records import MOVES_FILE
 from flr.scorers import ScorerConfig, build_scorer
@@ -69,7 +69,7 @@ class SelectConfig:
     )
 
     def __post_init__(self):
-        from flr.eval.selection import RANK_ON
+        from flr.followups.selection import RANK_ON
 
         if self.top < 1:
             raise FLRError(f"--top must be at least 1, got {self.top}")
@@ -122,7 +122,7 @@ class FitConfig:
 def labelled_pairs(name: str, data_dir: str | None, limit: int | None, seed: int, needs: str) -> list[dict]:
     """The ``{prompt, chosen, rejected}`` records of a benchmark or file; FLRError (saying it ``needs`` them)
     for data of another kind."""
-    kind, records = benchmark_records(name, EvalConfig(data_dir=data_dir, limit=limit, seed=seed))
+    kind, records = benchmark_records(name, data_dir, limit, seed)
     if kind != "pairwise":
         raise FLRError(f"{name} is {kind}: {needs}")
     return records
@@ -158,7 +158,8 @@ def run_select(
     scorer = scorer or build_scorer("flr", model_config=model_config, config=flr_config)
     with open_cache(config.cache, [scorer]) as cache:  # per-follow-up log-probs are reused; a killed run resumes
         scorer.attach_cache(cache)
-        stats = followup_accuracy(scorer, records, length_ratio=config.length_ratio)
+        margins = scorer.signed_margins(records)
+    stats = followup_accuracy(margins, scorer.utterances, length_matched(*lengths, config.length_ratio))
     if moves is not None:
         stats = robust_candidates(stats, moves, config.robust_drop)
     selected = select_followups(stats, config.top, rank_on=config.rank_on)
@@ -185,7 +186,7 @@ def run_fit(
     ``config.output``, with its ``fit`` record (data, model, base set, fit statistics rounded).
 
     Returns ``{"output", "fit", "stats"}``: the path, the ``fit`` record as written and the unrounded statistics of
-    :func:`flr.eval.fitting.fit_weights`."""
+    :func:`flr.followups.fitting.fit_weights`."""
     names = split_list(config.benchmarks)
     if not names:
         raise FLRError("give --benchmarks: pairwise benchmark names or {prompt, chosen, rejected} files")
@@ -199,7 +200,7 @@ def run_fit(
     scorer = scorer or build_scorer("flr", model_config=model_config, config=flr_config)
     with open_cache(config.cache, [scorer]) as cache:
         scorer.attach_cache(cache)
-        features = pair_features(scorer, records)
+        features = scorer.signed_margins(records)
     length = length_feature(records) if config.control_length else None
     coef, stats = fit_weights(features, seed=config.seed, length=length)
     fitted = weighted_set(fset, coef, length_coefficient=stats.get("length_coefficient"))

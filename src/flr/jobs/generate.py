@@ -25,8 +25,8 @@ import torch
 from flr.errors import FLRError, InputError
 from flr.kernel.chat import ChatRenderer
 from flr.kernel.models import ModelConfig, adapter_base, is_adapter_dir, load_model, resolve_spec
-from flr.provenance import write_summary
 from flr.records import CANDIDATES_FILE, ResumableWriter, prompt_messages, read_records, record_id
+from flr.records.provenance import write_summary
 
 logger = logging.getLogger(__name__)
 

@@ -477,7 +477,7 @@ def score_candidates(rows: list[dict], scorer: BaseScorer, output: str | Path, *
 def run(cfg: MineConfig, flr_config, model_config, *, scorer: BaseScorer | None = None, progress: bool = True) -> dict:
     """``flr mine``: candidates -> ``scored.jsonl`` -> ``pairs.jsonl`` (dpo) or ``unpaired.jsonl`` (kto) + summary."""
     from flr.kernel.models import model_name
-    from flr.provenance import write_summary
+    from flr.records.provenance import write_summary
     from flr.scorers import build_scorer
 
     if not cfg.candidates:

@@ -28,8 +28,8 @@ from pathlib import Path
 from flr.arguments import parse_mapping, split_list
 from flr.errors import FLRError
 from flr.kernel.models import ModelConfig
-from flr.provenance import provenance
 from flr.records import MINED_FILES, SUMMARY_FILE, read_jsonl, write_json, write_jsonl
+from flr.records.provenance import provenance
 
 logger = logging.getLogger(__name__)
 

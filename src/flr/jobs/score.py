@@ -11,7 +11,8 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from flr.errors import FLRError, InputError
-from flr.records import ResumableWriter, content_fingerprint, content_keys, read_records, to_scoring_input, write_jsonl
+from flr.hashing import content_fingerprint, content_keys
+from flr.records import ResumableWriter, read_records, to_scoring_input, write_jsonl
 from flr.scorers.base import BaseScorer
 from flr.scorers.debias import DEBIAS_HELP, STYLE_HELP, check_mode, debias
 

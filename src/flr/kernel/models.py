@@ -25,8 +25,9 @@ from pathlib import Path
 import torch
 
 from flr.errors import FLRError
+from flr.hashing import content_fingerprint
 from flr.paths import cache_dir
-from flr.records import content_fingerprint, looks_local
+from flr.records import looks_local
 
 logger = logging.getLogger(__name__)
 

@@ -1,13 +1,16 @@
-"""Reward sources behind one protocol (base): FLR (followup), the direct likelihood (direct), length and classifier
-reward models (baselines), a tuned policy's implicit reward (implicit), their SQLite score cache (cache) and
-length-debiased rewards (debias). Imports flr's plain modules and kernel."""
+"""Reward sources behind one protocol (base): FLR (flr), the direct likelihood (direct), length, random and
+classifier reward models (baselines), a tuned policy's implicit reward (implicit), their SQLite score cache (cache)
+and length- and style-debiased rewards (debias).
+
+Imports: flr.arguments, flr.errors, flr.followups, flr.hashing, flr.kernel, flr.paths, flr.patterns, flr.perturbations
+"""
 
 from __future__ import annotations
 
 from flr.scorers.base import BaseScorer, Scorer, ScorerConfig, ScoreResult
 from flr.scorers.baselines import ClassifierReward, LengthBaseline, RandomBaseline
 from flr.scorers.direct import DirectLikelihood
-from flr.scorers.followup import FollowUpReward
+from flr.scorers.flr import FollowUpReward
 
 __all__ = [
     "BaseScorer",

@@ -6,7 +6,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from flr.records import content_fingerprint
+from flr.hashing import content_fingerprint
 
 
 @dataclass

@@ -27,7 +27,7 @@ class RandomBaseline(BaseScorer):
     chunk_size = 4096
 
     def _score_chunk(self, records: Sequence[dict]) -> list[ScoreResult]:
-        from flr.records import content_fingerprint
+        from flr.hashing import content_fingerprint
 
         return [
             ScoreResult(reward=int(content_fingerprint([r["prompt"], r["response"]]), 16) / 16**16) for r in records

@@ -33,6 +33,7 @@ from collections.abc import Hashable, Sequence
 import numpy as np
 
 from flr.errors import FLRError
+from flr.patterns import log_length
 
 DEBIAS_MODES = ("none", "batch", "prompt", "lowess")
 STYLE_MODES = ("none", "batch", "prompt")
@@ -63,11 +64,6 @@ def check_mode(mode: str, flag: str = "--length-debias", style: str = "none") ->
     if mode != "none" and style != "none":
         raise FLRError("--style-debias already controls for length: use it or --length-debias, not both")
     return mode
-
-
-def log_length(lengths) -> np.ndarray:
-    """``log(max(1, n))``: an empty response counts as one character, so its log stays finite."""
-    return np.log(np.maximum(np.asarray(lengths, dtype=float), 1.0))
 
 
 def _line(x: np.ndarray, r: np.ndarray) -> tuple[float, float]:

@@ -99,7 +99,7 @@ class ImplicitReward(LMScorer):
         self.cache = cache
 
     def reference_fingerprint(self) -> str:
-        from flr.records import content_fingerprint
+        from flr.hashing import content_fingerprint
 
         if self.reference is not None:
             weights = getattr(self.reference, "flr_fingerprint", None)

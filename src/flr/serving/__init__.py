@@ -1,2 +1,5 @@
-"""FLR online: the reward service behind ``flr serve`` (service; its FastAPI routes in app) and reward functions
-for TRL, OpenRLHF and verl (rl). Imports flr's plain modules, kernel and scorers."""
+"""FLR online: the reward service behind ``flr serve`` (service: limits, micro-batching; its FastAPI routes in
+app). The reward functions that call it live in flr.rl.
+
+Imports: flr.errors, flr.kernel, flr.records, flr.scorers
+"""

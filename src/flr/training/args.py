@@ -23,7 +23,7 @@ from flr.kernel.models import quiet_renames
 
 METHODS = ("dpo", "kto", "grpo", "feedback", "flr", "rm")
 # the module that trains each method (its train function and, for flr, its config class; for grpo, its reward's)
-MODULES = {"dpo": "policy", "kto": "policy", "grpo": "grpo", "feedback": "feedback", "flr": "reward", "rm": "rm"}
+MODULES = {"dpo": "policy", "kto": "policy", "grpo": "grpo", "feedback": "feedback", "flr": "flr", "rm": "rm"}
 
 # flr's defaults where TRL's do not suit LoRA on a CPU: TRL's full fine-tuning learning rates (1e-6 DPO/KTO, 2e-5
 # SFT) x10 as its docs advise for LoRA (a zero-initialised low-rank update needs larger steps); no gradient
@@ -113,7 +113,7 @@ class ModelArguments(ModelConfig):
 def config_class(method: str):
     """The trainer config of ``method``: TRL's class, or flr's own for FLR preference tuning."""
     if method == "flr":
-        from flr.training.reward import FLRConfig
+        from flr.training.flr import FLRConfig
 
         return FLRConfig
     if method not in METHODS:

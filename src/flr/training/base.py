@@ -2,7 +2,7 @@
 "already a PEFT adapter" check), fitting a TRL config to the device (the one bf16-off-CUDA check), the LoRA
 config, checkpoint resolution, and :func:`run_trainer`, which trains, saves the adapter where every flr command finds
 it, and writes summary.json with the loss curves and training.png. The methods: :mod:`flr.training.policy` (DPO,
-KTO), :mod:`flr.training.feedback` (feedback SFT), :mod:`flr.training.reward` (FLR preference tuning) and
+KTO), :mod:`flr.training.feedback` (feedback SFT), :mod:`flr.training.flr` (FLR preference tuning) and
 :mod:`flr.training.rm` (the classifier reward model); their arguments: :mod:`flr.training.args`."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from flr.errors import FLRError, InputError
 from flr.kernel.models import quiet_renames, record_adapter_base
-from flr.provenance import write_summary
+from flr.records.provenance import write_summary
 
 logger = logging.getLogger(__name__)
 

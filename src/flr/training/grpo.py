@@ -81,7 +81,7 @@ class _RewardOptions:
         config = self.scorer_config()  # ScorerConfig's own checks (ranges, --contrast), before any model loads
         if self.reward_scorer == "flr":  # the follow-up set: its file, its categories, a --length-term it lacks
             from flr.followups import load_followups
-            from flr.scorers.followup import check_length_term
+            from flr.scorers.flr import check_length_term
 
             check_length_term(config, load_followups(config.followups).select(config.categories))
 

@@ -28,6 +28,7 @@ from typing import Literal
 from flr.errors import FLRError, InputError
 from flr.eval.benchmarks import critiques, pairwise, systems
 from flr.eval.benchmarks.critiques import autoj_critiques, critiques_split
+from flr.records import get_prompt, get_text, read_records, record_id, seeded_sample
 
 Kind = Literal["pairwise", "rating", "system"]
 
@@ -254,3 +255,38 @@ def detect_kind(records: list[dict], source: str) -> str:
                 f"missing {kind} field(s): {', '.join(missing)}", file=source, line=line, field=missing[0]
             )
     return kind
+
+
+def benchmark_records(
+    name: str, data_dir: str | None = None, limit: int | None = None, seed: int = 0, split: str = "train"
+) -> tuple[str, list[dict]]:
+    """(kind, records) of a registered benchmark or a user file / dataset id (``split`` of a dataset), ``limit``
+    of them drawn with ``seed``; every record of a user file checked, naming file, line and field."""
+    if name in BENCHMARKS:
+        return get_benchmark(name).kind, load_benchmark(name, data_dir, limit, seed)
+    if "/" not in name and not Path(name).exists():
+        raise FLRError(
+            f"unknown benchmark '{name}': registered ones are {', '.join(BENCHMARKS)}; "
+            "or give a file path or an HF dataset id (org/name)"
+        )
+    raw = read_records(name, split=split)
+    kind = detect_kind([raw[0].data] if raw else [], name)  # fields are checked per record below, with file lines
+    records = [_checked(kind, r, i) for i, r in enumerate(raw)]
+    records = seeded_sample(records, limit, seed)
+    for r in records:
+        r.setdefault("subset", "all")
+    return kind, records
+
+
+def _checked(kind: str, record, index: int) -> dict:
+    """A user benchmark record with every field checked as ``flr score`` checks it (file, line and field named)."""
+    out = dict(record.data, id=record_id(record, index), prompt=get_prompt(record))
+    if kind == "pairwise":
+        out.update(chosen=get_text(record, "chosen"), rejected=get_text(record, "rejected"))
+    else:
+        out["response"] = get_text(record, "response")
+        try:
+            out["rating"] = float(record.data["rating"])
+        except (TypeError, ValueError):
+            raise InputError("expected a number", file=record.source, line=record.line, field="rating") from None
+    return out

@@ -9,7 +9,7 @@ FLR's margin (a PMI baseline is the same for both responses of a pair and cancel
 
 from __future__ import annotations
 
-from flr.eval.html import clip
+from flr.reports.html import clip
 from flr.scorers.cache import text_key
 
 

@@ -14,34 +14,31 @@ import numpy as np
 import yaml
 
 from flr.errors import FLRError
-from flr.scorers.followup import FollowUpReward
 
 
-def followup_accuracy(scorer: FollowUpReward, records: Sequence[dict], length_ratio: float = 1.25) -> list[dict]:
-    """Per utterance: how often it alone ranks ``chosen`` above ``rejected`` (a negative one: below), on all
-    pairs (``accuracy``) and on the length-matched ones (``matched_accuracy``, over ``matched_n`` pairs whose
-    responses' lengths in characters are within ``length_ratio``; None when none are).
+def followup_accuracy(
+    margins: np.ndarray, utterances: Sequence[tuple[str, str, str]], matched: np.ndarray
+) -> list[dict]:
+    """Per utterance: how often it alone ranks ``chosen`` above ``rejected``, on all pairs (``accuracy``) and on
+    the length-matched ones (``matched_accuracy``, over ``matched_n`` pairs where ``matched`` is true; None when
+    none are).
 
-    ``records`` are pairwise ``{prompt, chosen, rejected}``. Ties count as wrong, as in :func:`pairwise_accuracy`.
+    ``margins`` is ``[pairs, utterances]``, signed so that a positive margin favours ``chosen``
+    (:meth:`flr.scorers.flr.FollowUpReward.signed_margins`); ``utterances`` are its columns' ``(category,
+    polarity, text)``. Ties count as wrong, as in :func:`flr.eval.metrics.pairwise_accuracy`.
     """
-    from flr.eval.metrics import length_matched
-
-    if not records:
+    margins, matched = np.asarray(margins, dtype=float), np.asarray(matched, dtype=bool)
+    if not len(margins):
         raise FLRError("no preference records to select follow-ups on")
-    statistic = "logprob_mean" if scorer.config.statistic == "mean" else "logprob_sum"
-    chosen = scorer.score([{"prompt": r["prompt"], "response": r["chosen"]} for r in records], progress=True)
-    rejected = scorer.score([{"prompt": r["prompt"], "response": r["rejected"]} for r in records], progress=True)
-    matched = length_matched([len(r["chosen"]) for r in records], [len(r["rejected"]) for r in records], length_ratio)
     stats = []
-    for u, (category, polarity, text) in enumerate(scorer.utterances):
-        margin = np.array([c.details[u][statistic] - j.details[u][statistic] for c, j in zip(chosen, rejected)])
-        signed = margin if polarity == "positive" else -margin
+    for u, (category, polarity, text) in enumerate(utterances):
+        signed = margins[:, u]
         stats.append(
             {
                 "category": category,
                 "polarity": polarity,
                 "text": text,
-                "n": len(records),
+                "n": len(signed),
                 "accuracy": float(np.mean(signed > 0)),
                 "mean_margin": float(np.mean(signed)),
                 "matched_n": int(matched.sum()),

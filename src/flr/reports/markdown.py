@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from flr.provenance import provenance_text, variant_text
+from flr.records.provenance import provenance_text, variant_text
 
 NOT_TARGETS = ("model_means", "model_mean_lengths", "length_control")
 

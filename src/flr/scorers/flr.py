@@ -5,9 +5,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
+
+from flr.errors import FLRError
 from flr.followups import load_followups
+from flr.hashing import content_fingerprint
 from flr.kernel.logprobs import continuation_logprobs, mean_logits
-from flr.records import content_fingerprint
 from flr.scorers.base import LMScorer, ScorerConfig, ScoreResult, kernel_kwargs
 
 # follow-ups are rendered against this many tokens at least when a conversation is cut to --max-length, so that
@@ -30,7 +33,6 @@ def _tuned_set(model) -> str | None:
 
 def check_length_term(config: ScorerConfig, followups) -> float | None:
     """The length coefficient ``--length-term`` adds (None when off); a set fitted without one is an error."""
-    from flr.errors import FLRError
 
     if not config.length_term:
         return None
@@ -45,7 +47,6 @@ def check_length_term(config: ScorerConfig, followups) -> float | None:
 def category_weights(weights: str | Sequence | None, names: list[str]) -> dict[str, float]:
     """``--weights`` (comma-separated or a list, in category order; None: equal) as ``{category: weight}``."""
     from flr.arguments import split_list
-    from flr.errors import FLRError
 
     try:
         values = [float(w) for w in split_list(weights)] if weights else [1.0] * len(names)
@@ -128,6 +129,21 @@ class FollowUpReward(LMScorer):
             from flr.perturbations import contrast_edit
 
             self.contrast = contrast_edit(self.config.contrast, self.config.contrast_file)
+
+    def signed_margins(self, pairs: Sequence[dict], *, progress: bool = True) -> np.ndarray:
+        """[pairs, follow-ups]: each follow-up's statistic on ``chosen`` minus on ``rejected``, negated for a
+        negative follow-up (so a positive margin always favours ``chosen``). What selection and fitting rank and
+        weigh; ``pairs`` are ``{prompt, chosen, rejected}``."""
+        if self.config.statistic == "authors":
+            raise FLRError("--statistic authors: its logit means cannot be selected or fitted; use mean or sum")
+        if not pairs:
+            raise FLRError("no labelled pairs {prompt, chosen, rejected} to score follow-ups on")
+        key = "logprob_mean" if self.config.statistic == "mean" else "logprob_sum"
+        sides = [{"prompt": r["prompt"], "response": r[side]} for r in pairs for side in ("chosen", "rejected")]
+        results = self.score(sides, progress=progress)
+        sign = np.array([1.0 if p == "positive" else -1.0 for _, p, _ in self.utterances])
+        values = np.array([[d[key] for d in res.details] for res in results]) * sign
+        return values[0::2] - values[1::2]
 
     def describe(self) -> dict:
         out = {
@@ -213,7 +229,6 @@ class FollowUpReward(LMScorer):
         len(ids)`` of the conversation, the response and the follow-up as the next user turn, rendered with the chat
         template. One kernel item per record: all its follow-ups share the conversation, and those that agree up to
         the position share one logits vector."""
-        from flr.errors import FLRError
         from flr.kernel.chat import ScoringItem
 
         items, ids, missing = [], [], []
@@ -255,8 +270,6 @@ class FollowUpReward(LMScorer):
         """The tokens the chat template puts after ``text`` as the last user turn (``<|im_end|>`` and a newline
         in ChatML, ``<|eot_id|>`` in Llama 3): the same in every conversation, read once from a short one."""
         if text not in self._turn_suffix:
-            from flr.errors import FLRError
-
             probe = [
                 {"role": "user", "content": "Hi."},
                 {"role": "assistant", "content": "Hello."},

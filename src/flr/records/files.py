@@ -4,27 +4,15 @@ from __future__ import annotations
 
 import csv
 import gzip
-import hashlib
 import json
 import logging
 import os
-from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from flr.errors import FLRError, InputError
-
-# The files each job writes in its output folder: the pipeline joins its stages by these names.
-CANDIDATES_FILE = "candidates.jsonl"  # flr generate
-SCORED_FILE = "scored.jsonl"  # flr mine: every candidate's reward
-MINED_FILES = {"dpo": "pairs.jsonl", "kto": "unpaired.jsonl"}  # flr mine
-COMPARE_FILE = "compare.jsonl"  # flr compare
-SUMMARY_FILE = "summary.json"  # every job
-MOVES_FILE = (
-    "followup_moves.jsonl"  # flr audit (FLR scorer): how content-free edits move each follow-up; select reads it
-)
 
 logger = logging.getLogger(__name__)
 
@@ -184,127 +172,6 @@ def _plain(row: dict) -> dict:
     return out
 
 
-# -- validation ------------------------------------------------------------------------------------------
-
-
-ROLES = ("system", "user", "assistant")
-
-
-def message_problem(message: Any) -> tuple[str, str] | None:
-    """What is wrong with one chat message, and the sub-field it concerns; None if it is well formed. The one
-    check every path uses (files, the library API, the reward service)."""
-    if not isinstance(message, dict) or not isinstance(message.get("content"), str):
-        return "each message needs a string 'content'", ""
-    if message.get("role") not in ROLES:
-        return f"role {message.get('role')!r} is not system, user or assistant", ".role"
-    return None
-
-
-def validate_messages(messages: Any, record: Record, field: str) -> list[dict[str, str]]:
-    if not isinstance(messages, list) or not messages:
-        raise InputError(
-            "expected a non-empty list of {role, content} messages", file=record.source, line=record.line, field=field
-        )
-    for i, m in enumerate(messages):
-        problem = message_problem(m)
-        if problem:
-            raise InputError(problem[0], file=record.source, line=record.line, field=f"{field}[{i}]{problem[1]}")
-    return [{"role": m["role"], "content": m["content"]} for m in messages]
-
-
-def prompt_messages(value: Any, where: dict) -> list[dict]:
-    """A prompt field (string, message list, or list of user turns) -> messages; ``where`` (file, line, field)
-    locates errors."""
-    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-        value = value[0]  # a list of user turns (MT-Bench style): later turns need earlier answers
-    if not isinstance(value, str | list) or not value:
-        raise InputError("expected a non-empty string or message list", **where)
-    if isinstance(value, str):
-        return [{"role": "user", "content": value}]
-    record = Record(where.get("file", "input"), where.get("line", 0), {})
-    return validate_messages(value, record, where.get("field", "prompt"))
-
-
-def get_text(record: Record, field: str) -> str:
-    value = record.data.get(field)
-    if value is None:
-        raise InputError("missing", file=record.source, line=record.line, field=field)
-    if not isinstance(value, str):
-        raise InputError(
-            f"expected a string, got {type(value).__name__}", file=record.source, line=record.line, field=field
-        )
-    if not value.strip():
-        raise InputError("empty", file=record.source, line=record.line, field=field)
-    return value
-
-
-def get_prompt(record: Record, field: str = "prompt") -> str | list[dict[str, str]]:
-    value = record.data.get(field)
-    if isinstance(value, list):
-        return validate_messages(value, record, field)
-    return get_text(record, field)
-
-
-def to_scoring_input(record: Record, response_field: str = "response") -> dict:
-    """``{prompt, response}``, or ``{messages}`` ending with the assistant's turn -> ``{prompt, response}``."""
-    if "prompt" not in record.data and isinstance(record.data.get("messages"), list):
-        messages = validate_messages(record.data["messages"], record, "messages")
-        if messages[-1]["role"] != "assistant":
-            raise InputError(
-                "the last message must be the assistant's response",
-                file=record.source,
-                line=record.line,
-                field="messages",
-            )
-        if not messages[-1]["content"].strip():
-            raise InputError("empty response", file=record.source, line=record.line, field="messages")
-        if len(messages) == 1:
-            raise InputError(
-                "no conversation before the assistant's response",
-                file=record.source,
-                line=record.line,
-                field="messages",
-            )
-        return {"prompt": messages[:-1], "response": messages[-1]["content"]}
-    value = record.data.get(response_field)
-    if isinstance(value, list):  # conversational TRL completion: [{"role": "assistant", "content": ...}]
-        messages = validate_messages(value, record, response_field)
-        if messages[-1]["role"] != "assistant":
-            raise InputError(
-                "the last message must be the assistant's", file=record.source, line=record.line, field=response_field
-            )
-        record = Record(record.source, record.line, {**record.data, response_field: messages[-1]["content"]})
-    return {"prompt": get_prompt(record), "response": get_text(record, response_field)}
-
-
-def record_id(record: Record, index: int) -> str:
-    """A record's id: its own ``id`` field, else its position among the records read (0-based). One rule for
-    every job, so ids line up between generate, mine, eval and compare outputs."""
-    value = record.data.get("id")
-    return str(value) if value is not None else str(index)
-
-
-def content_fingerprint(value: Any, *, sort_keys: bool = True, ensure_ascii: bool = True, separators=None) -> str:
-    """First 16 hex chars of the sha256 of ``value`` as JSON: the key of a scorer, a run, a follow-up set or a
-    model's weights. The JSON options exist so that keys already stored in caches and outputs stay the same."""
-    blob = json.dumps(value, sort_keys=sort_keys, ensure_ascii=ensure_ascii, separators=separators, default=str)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
-
-
-def content_keys(pairs: Iterable[tuple[Any, Any]]) -> list[str]:
-    """Stable keys for records without ids: a content hash plus an occurrence count (duplicates stay distinct)."""
-    seen: Counter[str] = Counter()
-    keys = []
-    for pair in pairs:
-        digest = hashlib.sha1(json.dumps(pair, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
-        keys.append(f"{digest}#{seen[digest]}")
-        seen[digest] += 1
-    return keys
-
-
-# -- output ----------------------------------------------------------------------------------------------
-
-
 class ResumableWriter:
     """Append-only JSONL output that knows which records it already holds.
 
@@ -380,14 +247,3 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> Path:
     tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     tmp.replace(path)
     return path
-
-
-def seeded_sample(items: list, limit: int | None, seed: int) -> list:
-    """``limit`` items drawn with numpy's generator seeded by ``seed``, in their original order (all for None): the
-    records ``flr eval`` and ``flr audit`` take of a user file, the same for the same seed."""
-    import numpy as np
-
-    if limit is None or limit >= len(items):
-        return items
-    keep = sorted(np.random.default_rng(seed).choice(len(items), limit, replace=False))
-    return [items[i] for i in keep]

@@ -27,7 +27,7 @@ from transformers import Trainer, TrainingArguments
 from flr.errors import FLRError
 from flr.followups import SCORER_FOLLOWUPS, dump_followups
 from flr.kernel.chat import ChatRenderer
-from flr.scorers.followup import (
+from flr.scorers.flr import (
     FOLLOWUP_RESERVE,
     ScorerConfig,
     category_weights,
@@ -102,8 +102,8 @@ class _ListDataset(torch.utils.data.Dataset):
 class FLRTrainer(Trainer):
     """A Trainer whose loss is the FLR pairwise loss (plus the KL term); logs rewards, margins, accuracy and KL.
 
-    The reward is :func:`flr.scorers.followup.followup_reward`, the scorer's own aggregation (coefficients, category
-    weights, statistic), on the follow-ups :func:`~flr.scorers.followup.sample_followups` draws for the step: with
+    The reward is :func:`flr.scorers.flr.followup_reward`, the scorer's own aggregation (coefficients, category
+    weights, statistic), on the follow-ups :func:`~flr.scorers.flr.sample_followups` draws for the step: with
     every follow-up drawn it is the reward ``FollowUpReward`` scores, otherwise an unbiased estimate of it.
     Calibration and the length term are not part of the tuned reward.
     """

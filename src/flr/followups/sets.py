@@ -32,9 +32,9 @@ from typing import Any
 
 from flr.arguments import split_list
 from flr.errors import FLRError, InputError
-from flr.records import content_fingerprint
+from flr.hashing import content_fingerprint
 
-__all__ = ["Category", "FollowUpSet", "load_followups", "dump_followups", "DEFAULT_NAME"]
+__all__ = ["Category", "FollowUpSet", "load_followups", "dump_followups", "split_followups", "DEFAULT_NAME"]
 
 # sets shipped in this folder, loadable by name: the paper's 60 ("default.yaml", also called "paper"), its first
 # 2 + 2 per category ("compact"), the 12 selected on a training pool ("selected") and the authors' code's 120

@@ -21,29 +21,14 @@ from collections.abc import Sequence
 import numpy as np
 
 from flr.errors import FLRError
-from flr.followups import Category, FollowUpSet
-from flr.scorers.followup import FollowUpReward
-
-
-def pair_features(scorer: FollowUpReward, records: Sequence[dict], *, progress: bool = True) -> np.ndarray:
-    """[pairs, follow-ups] matrix of signed per-follow-up margins (chosen minus rejected)."""
-    if not records:
-        raise FLRError("no labelled pairs to fit follow-up weights on")
-    key = "logprob_mean" if scorer.config.statistic == "mean" else "logprob_sum"
-    sides = [{"prompt": r["prompt"], "response": r[side]} for r in records for side in ("chosen", "rejected")]
-    results = scorer.score(sides, progress=progress)
-    sign = np.array([1.0 if p == "positive" else -1.0 for _, p, _ in scorer.utterances])
-    values = np.array([[d[key] for d in res.details] for res in results]) * sign
-    return values[0::2] - values[1::2]
-
+from flr.followups.sets import Category, FollowUpSet
+from flr.patterns import log_length
 
 LENGTH_SCALE = 100.0  # the length covariate's RMS in the fit: its penalty is 1e-4 of a unit-scale feature's
 
 
 def length_feature(records: Sequence[dict]) -> np.ndarray:
     """Per pair: ``log(chars(chosen) / chars(rejected))``, each length at least 1 (the fit's length covariate)."""
-    from flr.scorers.debias import log_length
-
     return log_length([len(r["chosen"]) for r in records]) - log_length([len(r["rejected"]) for r in records])
 
 

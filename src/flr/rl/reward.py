@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from flr.kernel.chat import QUERY_TEMPLATES, split_query  # noqa: F401 - part of flr.serving.rl's API
+from flr.kernel.chat import QUERY_TEMPLATES, split_query  # noqa: F401 - part of flr.rl's API
 from flr.scorers.base import BaseScorer
 
 

@@ -20,13 +20,10 @@ from flr.arguments import split_list
 from flr.errors import FLRError
 from flr.eval.benchmarks import (
     BENCHMARKS,
-    detect_kind,
-    get_benchmark,
-    load_benchmark,
+    benchmark_records,
     load_targets,
     resolve_data_dir,
 )
-from flr.eval.browser import pair_browser
 from flr.eval.metrics import (
     length_control_report,
     length_matched,
@@ -37,8 +34,9 @@ from flr.eval.metrics import (
     system_correlations,
 )
 from flr.patterns import style_matrix
-from flr.provenance import write_summary
-from flr.records import read_records, seeded_sample, write_json, write_jsonl
+from flr.records import write_json, write_jsonl
+from flr.records.provenance import write_summary
+from flr.reports.browser import pair_browser
 from flr.scorers.cache import open_cache, score_with_cache, text_key
 from flr.scorers.debias import DEBIAS_HELP, STYLE_HELP, check_mode, debias_requests
 
@@ -137,41 +135,6 @@ class EvalConfig:
             raise FLRError(f"--length-ratio must be greater than 1, got {self.length_ratio}")
         if self.length_unit not in ("chars", "tokens"):
             raise FLRError(f"--length-unit must be chars or tokens, got {self.length_unit!r}")
-
-
-def benchmark_records(name: str, config: EvalConfig) -> tuple[str, list[dict]]:
-    """(kind, records) of a registered benchmark or a user file / dataset id."""
-    if name in BENCHMARKS:
-        return get_benchmark(name).kind, load_benchmark(name, config.data_dir, config.limit, config.seed)
-    if "/" not in name and not Path(name).exists():
-        raise FLRError(
-            f"unknown benchmark '{name}': registered ones are {', '.join(BENCHMARKS)}; "
-            "or give a file path or an HF dataset id (org/name)"
-        )
-    raw = read_records(name, split=config.split)
-    kind = detect_kind([raw[0].data] if raw else [], name)  # fields are checked per record below, with file lines
-    records = [_checked(kind, r, i) for i, r in enumerate(raw)]
-    records = seeded_sample(records, config.limit, config.seed)
-    for r in records:
-        r.setdefault("subset", "all")
-    return kind, records
-
-
-def _checked(kind: str, record, index: int) -> dict:
-    """A user benchmark record with every field checked as ``flr score`` checks it (file, line and field named)."""
-    from flr.errors import InputError
-    from flr.records import get_prompt, get_text, record_id
-
-    out = dict(record.data, id=record_id(record, index), prompt=get_prompt(record))
-    if kind == "pairwise":
-        out.update(chosen=get_text(record, "chosen"), rejected=get_text(record, "rejected"))
-    else:
-        out["response"] = get_text(record, "response")
-        try:
-            out["rating"] = float(record.data["rating"])
-        except (TypeError, ValueError):
-            raise InputError("expected a number", file=record.source, line=record.line, field="rating") from None
-    return out
 
 
 def _requests(kind: str, records: list[dict]) -> list[tuple]:
@@ -339,7 +302,7 @@ def run_eval(
     length_of = length_of or len
     with open_cache(config.cache, scorers.values()) as cache:
         for name in config.benchmarks:
-            kind, records = benchmark_records(name, config)
+            kind, records = benchmark_records(name, config.data_dir, config.limit, config.seed, config.split)
             if not records:
                 raise FLRError(f"benchmark '{name}' has no records")
             requests = _requests(kind, records)
@@ -398,8 +361,8 @@ def run_eval(
         **(extra or {}),
     }
     summary = write_summary(out, summary, config, *configs)
-    from flr.eval.html import eval_page
-    from flr.eval.report import write_report
+    from flr.reports.html import eval_page
+    from flr.reports.markdown import write_report
 
     write_report(out, [summary])
     eval_page(out, summary, browser)
