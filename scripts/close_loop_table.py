@@ -55,11 +55,23 @@ def per_item(run: Path, arm: str) -> dict[str, dict]:
     return out
 
 
+def beyond_length(run: Path, arm: str) -> str:
+    """The implicit reward's signal beyond length on the matched pairs: its standardized logistic coefficient with
+    log length in the model (flr eval's ``beyond_length``), with its CI."""
+    path = run / "judge" / arm / "implicit" / "summary.json"
+    if not path.exists():
+        return "not judged"
+    (result,) = json.loads(path.read_text())["results"]["test_matched"]["scorers"].values()
+    b = result["length_control"]["beyond_length"]
+    return f"{b['coef']:+.2f} [{b['ci'][0]:+.2f}, {b['ci'][1]:+.2f}]"
+
+
 def arm_table(run: Path, arms) -> list[str]:
     lines = [
-        "| arm | pairs (chosen longer) | implicit acc. on 200 matched pairs | reference gain (nats/token) | "
+        "| arm | pairs (chosen longer) | implicit acc. on 200 matched pairs | implicit beyond length | "
+        "reference gain (nats/token) | "
         "FLR-b win rate vs base | LC win rate | length Δ (chars) | opener Δ | closer Δ | markdown Δ | bait Δ |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for arm in arms:
         items = per_item(run, arm)
@@ -73,6 +85,7 @@ def arm_table(run: Path, arms) -> list[str]:
             length = json.loads(mine.read_text())["stats"]["length"]
             pairs = f"{length['pairs']} ({100 * length['chosen_longer']:.0f}%)"
         implicit = _pct(list(items["implicit"].values())) if items["implicit"] else "not judged"
+        implicit = f"{implicit} | {beyond_length(run, arm)}"
         if s is None:
             lines.append(f"| {arm} | {pairs} | {implicit} |" + " not judged |" * 8)
             continue

@@ -59,14 +59,14 @@ def correct(root: Path, suffix: str) -> np.ndarray | None:
     return np.array([float(r["flr"]["chosen"] > r["flr"]["rejected"]) for r in rows])
 
 
-def accuracy_table(root: Path) -> list[str]:
+def accuracy_table(root: Path, variants=VARIANTS, base: str = "plain") -> list[str]:
     lines = [
-        "| variant | matched pairs (221): accuracy | paired difference to plain, points | beyond length (221) | "
-        "beyond style (221) | test pool (160): accuracy | same side as length (160) | beyond style (160) |",
+        "| variant | matched pairs: accuracy | paired difference to the first row, points | beyond length | "
+        "beyond style | test pool (160): accuracy | same side as length (160) | beyond style (160) |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    plain = correct(root, "plain")
-    for label, suffix in VARIANTS:
+    plain = correct(root, base)
+    for label, suffix in variants:
         matched = load(root / f"matched-{suffix}" / "summary.json")
         test = load(root / f"test-{suffix}" / "summary.json")
         if matched is None and test is None:
@@ -75,7 +75,7 @@ def accuracy_table(root: Path) -> list[str]:
         t = (test.get("length_control") or {}).get("pooled", {}).get("flr") if test else None
         diff = "–"
         mine = correct(root, suffix)
-        if suffix != "plain" and mine is not None and plain is not None and len(mine) == len(plain):
+        if suffix != base and mine is not None and plain is not None and len(mine) == len(plain):
             d = mine - plain
             lo, hi = bootstrap_ci(d)
             diff = f"{100 * d.mean():+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
@@ -92,13 +92,13 @@ def accuracy_table(root: Path) -> list[str]:
     return lines
 
 
-def audit_table(root: Path) -> list[str]:
+def audit_table(root: Path, variants=VARIANTS) -> list[str]:
     edits = [*CONTENT_FREE, *DESTRUCTIVE, "twin", "twin_all"]
     lines = [
         "| variant | " + " | ".join(e.replace("_", " ") for e in edits) + " |",
         "|---" * (len(edits) + 1) + "|",
     ]
-    for label, suffix in VARIANTS:
+    for label, suffix in variants:
         summary = load(root / f"audit-{suffix}" / "summary.json")
         if summary is None:
             continue

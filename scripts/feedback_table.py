@@ -1,0 +1,36 @@
+"""The tables of docs/RESULTS.md, "Feedback-tuning the follow-up LM", from the run folders of
+scripts/feedback_tuning.sh: FLR with the feedback-tuned scorer against the untuned one on the same length-matched
+pairs (accuracy, paired difference, signal beyond length and style) and in the same audit.
+
+    python scripts/feedback_table.py runs/feedback
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from robust_table import accuracy_table, audit_table
+
+VARIANTS = [("untuned scorer", "untuned"), ("feedback-tuned scorer", "tuned")]
+
+
+def main() -> None:
+    root = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/feedback")
+    print("\n".join(accuracy_table(root, VARIANTS, base="untuned")))
+    print()
+    trained = root / "scorer-ft" / "summary.json"
+    if trained.exists():
+        summary = json.loads(trained.read_text())
+        metrics = {k: summary.get(k) for k in ("steps", "train_loss", "train_runtime", "max_steps") if k in summary}
+        print(f"feedback SFT: {metrics or {k: summary[k] for k in list(summary)[:6]}}")
+        print()
+    print("Audit: content-free edits, % of responses whose reward rises [95% Wilson CI]; destructive edits, % whose")
+    print("reward falls")
+    print()
+    print("\n".join(audit_table(root, VARIANTS)))
+
+
+if __name__ == "__main__":
+    main()
