@@ -373,7 +373,7 @@ def test_the_client_gives_up_after_max_wait_with_one_error(fake_service):
 
 
 def test_verl_compute_score_backs_off(fake_service, monkeypatch):
-    import flr.rl as rl
+    import flr.rl.reward as rl
 
     server, url = fake_service
     answers = iter([(503, {"Retry-After": "0"}), (200, {})])
