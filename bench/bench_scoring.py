@@ -194,7 +194,19 @@ def run_grid(args, model, label) -> dict:
             ),
             flush=True,
         )
+    for row in rows:
+        if (row["K"], row["P"]) == RATIO_CELL and "speedup" in row:  # ideal ~25x: not clearly faster is a regression
+            speed_check(row["speedup"], 2, row["ideal_speedup"])
     return {"model": label, "params": n_params, "dtype": str(dtype).removeprefix("torch."), "peak": peak, "rows": rows}
+
+
+def speed_check(speedup: float, floor: float, ideal: float) -> bool:
+    """Print whether the fast path beat the reference by more than ``floor``x (a speed check belongs here, not in
+    the test suite, whose machine may be loaded); returns whether it did."""
+    ok = speedup > floor
+    verdict = "ok" if ok else "CHECK FAILED"
+    print(f"speed check: speed-up {speedup:.1f}x > {floor}x (ideal {ideal:.1f}x): {verdict}")
+    return ok
 
 
 # -- real mode -----------------------------------------------------------------------------------------------------
@@ -295,6 +307,7 @@ def run_real(args, model, tok, label) -> dict:
         f"examples/s | speed-up {result['speedup']:.1f}x (ideal {result['ideal_speedup']:.1f}x) | "
         f"max |fast - reference| = {result['max_abs_diff']:.1e}"
     )
+    speed_check(result["speedup"], 1, result["ideal_speedup"])
     return result
 
 

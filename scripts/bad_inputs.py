@@ -80,6 +80,24 @@ CASES = [
      ["mine", "--candidates", "{dir}/c.jsonl", "--format", "kto", "--kto-fraction", "0.9"], ["--kto-fraction"]),
     ("followups select: --top 0", {"p.jsonl": jsonl(PAIR)},
      ["followups", "select", "--benchmark", "{dir}/p.jsonl", "--top", "0"], ["--top"]),
+    ("followups select: --length-ratio 1", {"p.jsonl": jsonl(PAIR)},
+     ["followups", "select", "--benchmark", "{dir}/p.jsonl", "--length-ratio", "1"], ["--length-ratio"]),
+    ("followups select: --limit 0", {"p.jsonl": jsonl(PAIR)},
+     ["followups", "select", "--benchmark", "{dir}/p.jsonl", "--limit", "0"], ["--limit"]),
+    ("followups fit: no --benchmarks", {}, ["followups", "fit", "-o", "{dir}/w.yaml"], ["--benchmarks"]),
+    ("followups fit: --limit 0", {"p.jsonl": jsonl(PAIR)},
+     ["followups", "fit", "--benchmarks", "{dir}/p.jsonl", "--limit", "0", "-o", "{dir}/w.yaml"], ["--limit"]),
+    ("generate: --k 0", {"q.jsonl": jsonl({"prompt": "q"})},
+     ["generate", "--prompts", "{dir}/q.jsonl", "--k", "0", "--output-dir", "{dir}/run"], ["--k"]),
+    ("generate: --max-new-tokens 0", {"q.jsonl": jsonl({"prompt": "q"})},
+     ["generate", "--prompts", "{dir}/q.jsonl", "--max-new-tokens", "0", "--output-dir", "{dir}/run"],
+     ["--max-new-tokens"]),
+    ("generate: --generation-batch-size 0", {"q.jsonl": jsonl({"prompt": "q"})},
+     ["generate", "--prompts", "{dir}/q.jsonl", "--generation-batch-size", "0", "--output-dir", "{dir}/run"],
+     ["--generation-batch-size"]),
+    ("eval: a benchmark given twice", {}, ["eval", "--benchmarks", "demo,demo"], ["demo", "given twice"]),
+    ("mine: --kto-fraction 0", {"c.jsonl": jsonl(CANDS)},
+     ["mine", "--candidates", "{dir}/c.jsonl", "--format", "kto", "--kto-fraction", "0"], ["--kto-fraction"]),
     ("score: unknown --contrast", {"a.jsonl": jsonl(GOOD)}, ["score", "{dir}/a.jsonl", "--contrast", "nope"],
      ["--contrast", "nope"]),
     ("eval: a --contrast edit that changes nothing", {"p.jsonl": jsonl(PAIR), "same.py": "from flr.perturbations import perturbation\n\n@perturbation('same')\ndef same(prompt, response):\n    return response\n"},
@@ -153,13 +171,12 @@ def run_case(argv: list[str]) -> tuple[int | None, str, BaseException | None]:
     """(exit status, stderr, an exception that escaped) of ``flr argv`` in this process, with model loading
     forbidden."""
     import flr.kernel.models
-    from flr.cli import build_parser, main
+    from flr.cli import main
 
     def forbidden(*args, **kwargs):
         raise ModelLoaded("a model was loaded before the input was checked")
 
-    build_parser(["--help"])  # import every command module first, so each binds the real loader
-    real = flr.kernel.models.load_model
+    real = flr.kernel.models.load_model  # patched where it is defined, so modules a case imports bind `forbidden`
     holders = [
         m for name, m in list(sys.modules.items()) if name.startswith("flr") and getattr(m, "load_model", None) is real
     ]
@@ -175,7 +192,7 @@ def run_case(argv: list[str]) -> tuple[int | None, str, BaseException | None]:
     except BaseException as exc:  # noqa: BLE001 - a traceback is what this battery looks for
         return None, err.getvalue(), exc
     finally:
-        for module in holders:
+        for module in holders + [m for m in list(sys.modules.values()) if getattr(m, "load_model", None) is forbidden]:
             module.load_model = real
 
 

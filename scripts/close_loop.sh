@@ -21,6 +21,7 @@
 #             (2) reference likelihood: per-token log-likelihood gain over the base on GPT-4's AlpacaEval answers;
 #             (3) FLR with the held-out half b: win rate of the greedy answers against the base's;
 #             (4) surface drift: length and content-free pattern shares of the greedy answers against the base's.
+#             (the 200 are kept in runs/lc/judge/test_matched.jsonl, ids = their lines in the 221)
 #             (2)-(4) on 32 held-out prompts, greedy, 128 new tokens.
 # Every stage resumes (flr's jobs and TRL checkpoints), and all scores share one cache: rerun to continue.
 #
@@ -36,6 +37,7 @@ DPO_ARMS=${DPO_ARMS:-flr robust length random}
 GRPO_ARMS=${GRPO_ARMS:-flr robust}
 JUDGE_PROMPTS=32
 MATCHED=runs/lc/test_matched.jsonl
+JUDGE_PAIRS=runs/lc/judge/test_matched.jsonl  # the implicit judge's 200 pairs (ids: their lines in $MATCHED)
 COMMON="--device cpu --cache $CACHE"
 
 declare -A REWARD=(
@@ -49,6 +51,21 @@ stage_data() {
   [ -f "$OUT/data/judge.jsonl" ] || python scripts/close_loop_data.py -o "$OUT/data"
   [ -f "$OUT/followups/b.yaml" ] || flr followups split --followups paper --seed 0 -o "$OUT/followups"
   [ -f "$MATCHED" ] || python scripts/make_pools.py --matched-test 60 -o "$MATCHED"
+  judge_pairs
+}
+judge_pairs() {
+  # the 200 pairs `flr eval --limit 200` drew from $MATCHED when the protocol was fixed (numpy's default_rng(0);
+  # flr's one seeded sampler now draws files with Python's random), kept in a file so that reruns judge the same
+  # pairs under the same ids
+  mkdir -p "$(dirname "$JUDGE_PAIRS")"
+  [ -f "$JUDGE_PAIRS" ] || python - "$MATCHED" "$JUDGE_PAIRS" <<'PY'
+import json, sys
+import numpy as np
+rows = [json.loads(line) for line in open(sys.argv[1])]
+keep = sorted(np.random.default_rng(0).choice(len(rows), 200, replace=False))
+with open(sys.argv[2], "w") as out:
+    out.writelines(json.dumps({"id": str(i), **rows[i]}, ensure_ascii=False) + "\n" for i in keep)
+PY
 }
 stage_generate() {
   flr generate --prompts "$OUT/data/train.jsonl" --k 4 --temperature 0.7 --top-p 0.9 --max-new-tokens 128 \
@@ -79,13 +96,14 @@ policies() {
   true
 }
 stage_judge() {
+  judge_pairs
   # the base's greedy answers once; every arm's compare resumes from them
   flr generate --prompts "$OUT/data/judge.jsonl" --limit $JUDGE_PROMPTS --k 1 --temperature 0 \
       --max-new-tokens 128 --device cpu --output-dir "$OUT/judge-base"
   for policy in $(policies); do
     mkdir -p "$OUT/judge/$policy/compare"
     cp -n "$OUT/judge-base/candidates.jsonl" "$OUT/judge/$policy/compare/generations_base.jsonl"
-    flr eval --benchmarks "$MATCHED" --limit 200 --max-length 384 --scorers "implicit:$OUT/$policy" $COMMON \
+    flr eval --benchmarks "$JUDGE_PAIRS" --max-length 384 --scorers "implicit:$OUT/$policy" $COMMON \
         -o "$OUT/judge/$policy/implicit"
     flr compare --base default --candidate "$OUT/$policy" --prompts "$OUT/data/judge.jsonl" \
         --limit $JUDGE_PROMPTS --max-new-tokens 128 --judge flr --followups "$OUT/followups/b.yaml" \

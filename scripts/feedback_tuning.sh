@@ -13,14 +13,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/feedback}
 CACHE=$OUT/scores.sqlite
-MATCHED=runs/lc/test_matched.jsonl
-[ -f "$MATCHED" ] || python scripts/make_pools.py --matched-test 60 -o "$MATCHED"
+MATCHED=runs/lc/judge/test_matched.jsonl  # the close-loop judge's 200 pairs (scripts/close_loop.sh writes them)
+[ -f "$MATCHED" ] || STAGES=data bash scripts/close_loop.sh
 [ -f "$OUT/feedback.jsonl" ] || flr feedback rewrite --method rules --input autoj_critiques --output "$OUT/feedback.jsonl"
 flr train feedback --data "$OUT/feedback.jsonl" --limit 128 --output-dir "$OUT/scorer-ft" --max-steps 32 \
     --per-device-train-batch-size 4 --max-length 512 --save-steps 8 --seed 0
 for scorer in untuned tuned; do
   model=default; [ $scorer = tuned ] && model=$OUT/scorer-ft
-  flr eval --benchmarks "$MATCHED" --limit 200 --scorers flr,length --followups selected --model "$model" --device cpu \
+  flr eval --benchmarks "$MATCHED" --scorers flr,length --followups selected --model "$model" --device cpu \
       --cache "$CACHE" -o "$OUT/matched-$scorer"
   flr audit --input pandalm --limit 10 --scorers flr --followups selected --model "$model" --device cpu \
       --cache "$CACHE" -o "$OUT/audit-$scorer"

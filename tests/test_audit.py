@@ -8,16 +8,9 @@ import numpy as np
 import pytest
 
 from flr.errors import FLRError
-from flr.jobs.audit import (
-    AuditConfig,
-    flagged,
-    median_abs_margin,
-    other_responses,
-    perturbation_effect,
-    prepare_audit,
-    run_audit,
-    share_ci,
-)
+from flr.eval.metrics import median_abs_margin, perturbation_effect, share_ci
+from flr.eval.metrics import perturbation_flagged as flagged
+from flr.jobs.audit import AuditConfig, other_responses, prepare_audit, run_audit
 from flr.scorers import LengthBaseline, ScorerConfig, build_scorer
 
 PAIRS = [
@@ -141,11 +134,21 @@ def test_plan_of_a_registered_benchmark_samples_as_flr_eval_does():
 
 
 def test_plan_samples_user_files_with_the_seed(tmp_path):
-    rows = [{"prompt": f"Q{i}?", "chosen": f"A long answer {i}.", "rejected": f"No {i}."} for i in range(10)]
+    rows = [{"prompt": f"Q{i}?", "chosen": f"A long answer {i}.", "rejected": f"No {i}."} for i in range(20)]
     path = write(tmp_path / "p.jsonl", rows)
-    a = prepare_audit(AuditConfig(input=path, limit=3, seed=1, perturbations="refusal"))
-    b = prepare_audit(AuditConfig(input=path, limit=3, seed=1, perturbations="refusal"))
-    assert [r["response"] for r in a.responses] == [r["response"] for r in b.responses] and len(a.responses) == 6
+
+    def drawn(limit, seed):
+        plan = prepare_audit(AuditConfig(input=path, limit=limit, seed=seed, perturbations="refusal"))
+        assert len(plan.responses) == 2 * len(plan.pairs)  # each record gives its pair
+        return [r["prompt"] for r in plan.responses[::2]]
+
+    first = drawn(5, 1)
+    assert first == drawn(5, 1)  # the same seed draws the same records
+    assert len(set(first)) == 5 and set(first) <= {r["prompt"] for r in rows}  # a limit draws that many records
+    assert first == sorted(first, key=lambda p: int(p[1:-1]))  # in input order
+    others = [drawn(5, seed) for seed in range(2, 6)]
+    assert any(set(o) != set(first) for o in others)  # another seed draws other records
+    assert len(drawn(None, 1)) == len(drawn(50, 1)) == 20  # no limit, or one past the input: every record
 
 
 @pytest.mark.parametrize(

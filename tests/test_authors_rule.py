@@ -205,3 +205,15 @@ def test_every_scoring_command_offers_it(command, capsys):
     with pytest.raises(SystemExit):
         main([command, "--help"])
     assert "--statistic {mean,sum,authors}" in capsys.readouterr().out
+
+
+def test_reports_name_the_authors_rule_and_keep_the_papers_for_the_default():
+    from flr.records.provenance import variant_text
+
+    def line(**scorer):
+        return variant_text({"provenance": {"config": {"ScorerConfig": scorer}}})
+
+    assert line(followups="paper").endswith("(the paper's rule)")
+    authors = line(followups="authors", statistic="authors")
+    assert "statistic `authors`" in authors and "mean raw logits" in authors and "paper's rule" not in authors
+    assert "statistic `sum`" in line(statistic="sum")

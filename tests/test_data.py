@@ -313,7 +313,7 @@ def test_list_flags_take_commas_spaces_and_yaml_lists(tmp_path):
     space-separated form of TRL's list[str] fields, and a YAML list or string give the same list."""
     from flr.arguments import split_list
     from flr.cli import build_parser
-    from flr.commands._common import apply_config_file, to_configs
+    from flr.commands._common import to_configs
     from flr.jobs.audit import AuditConfig
     from flr.jobs.eval import EvalConfig
 
@@ -322,9 +322,7 @@ def test_list_flags_take_commas_spaces_and_yaml_lists(tmp_path):
 
     def parse(argv, cls):  # as flr.cli.main parses
         parser = build_parser(argv)
-        args = parser.parse_args(argv)
-        args._parser._root = parser
-        return to_configs(apply_config_file(args, argv), cls)
+        return to_configs(parser.apply_config(parser.parse_args(argv), argv, "flr eval"), cls)
 
     want = (["length", "direct", "flr"], ["autoj", "pandalm"])
     for argv in (

@@ -10,7 +10,6 @@ import subprocess
 
 import pytest
 
-from flr.reports.html import compare_page, markdown_html
 from flr.scorers import ScorerConfig, build_scorer
 
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
@@ -139,21 +138,27 @@ def test_audit_page_in_chromium_shows_each_perturbation_before_and_after(audit_r
 
 @pytest.fixture
 def compare_run(tmp_path):
-    """A compare folder from a synthetic summary and rows (the page needs no model)."""
+    """A compare folder from synthetic rows (the report needs no model)."""
+    from flr.jobs.compare import summarize
+    from flr.reports.compare import write_compare_report
+
     rows = [
         {"id": str(i), "prompt": [{"role": "user", "content": f"Question {i}?"}], "candidate": "A " * (i + 1),
          "base": "B " * 3, "len_candidate": 2 * (i + 1), "len_base": 6, "score_candidate": float(i),
          "score_base": 2.0, "preference": 1.0 if i > 2 else 0.0 if i < 2 else 0.5}
         for i in range(6)
     ]  # fmt: skip
-    summary = {"base": "default", "candidate": "runs/dpo", "judge": {"judge": "length"}, "metrics": {}}
-    (tmp_path / "report.md").write_text("# flr compare\n\n| metric | value |\n|---|---|\n| prompts | 6 |\n")
-    return compare_page(tmp_path, summary, rows), rows
+    metrics = summarize(rows, n_resamples=20)
+    summary = {"base": "default", "candidate": "runs/dpo", "judge": {"judge": "length"}, "metrics": metrics}
+    write_compare_report(tmp_path, summary, rows)
+    return tmp_path / "report.html", rows
 
 
 def test_compare_page_is_self_contained(compare_run):
     page, rows = compare_run
     self_contained(page)
+    text = page.read_text()
+    assert "wins / ties / losses" in text and text.count("data:image/png;base64,") == 1  # compare.png
     data = embedded(page)
     assert [p["decisions"]["judge"]["pick"] for p in data["pairs"]] == [
         "right",
@@ -174,19 +179,6 @@ def test_compare_page_in_chromium_filters_by_the_judge(compare_run, tmp_path):
     assert count(chromium(page, tmp_path, "#pick=judge:left")) == 3
     assert count(chromium(page, tmp_path, "#pick=judge:tie")) == 1
     assert count(chromium(page, tmp_path, "#matched=1")) == 1
-
-
-def test_markdown_html_escapes_and_embeds(tmp_path):
-    (tmp_path / "a.png").write_bytes(b"\x89PNG fake")
-    out = markdown_html(
-        "# title\n\nSome `code` & <b>tags</b>.\n\n| a | b \\| c |\n|---|---|\n| 1 | <x> |\n\n![plot](a.png)\n"
-        "![missing](b.png)\n\n- one **two**\n",
-        tmp_path,
-    )
-    assert "<h2>" not in out.split("<p>")[0]  # the title is the page's own
-    assert "<code>code</code> &amp; &lt;b&gt;tags&lt;/b&gt;" in out
-    assert "<th>b | c</th>" in out and "<td>&lt;x&gt;</td>" in out
-    assert out.count("data:image/png;base64,") == 1 and "<li>one <strong>two</strong></li>" in out
 
 
 def test_the_browser_takes_pairs_in_turn_from_each_benchmark():

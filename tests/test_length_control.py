@@ -161,3 +161,32 @@ def test_eval_length_debias_removes_the_length_trend(tmp_path):
     )
     assert plain["results"]["p"]["scorers"]["marked"]["accuracy"] == 0.0  # the longer (rejected) side always wins
     assert fair["results"]["p"]["scorers"]["marked"]["accuracy"] == 1.0  # the mark alone decides once length is out
+
+
+def test_eval_length_unit_tokens_measures_with_the_scorer_models_tokenizer(tmp_path, tiny_model_dir, tokenizer):
+    """``flr eval --length-unit tokens``: the rows' lengths and the length-controlled metrics count the model's
+    tokens, not characters."""
+    import json
+
+    from flr.cli import main
+
+    pairs = [
+        {"prompt": "q", "chosen": "A short answer here.", "rejected": "Four."},
+        {"prompt": "r", "chosen": "Supercalifragilistic", "rejected": "a b c d e f g h"},
+    ]
+    data = tmp_path / "p.jsonl"
+    data.write_text("".join(json.dumps(p) + "\n" for p in pairs))
+    out = tmp_path / "run"
+    argv = ["eval", "--benchmarks", str(data), "--scorers", "length", "--length-unit", "tokens"]
+    assert main(argv + ["--model", str(tiny_model_dir), "-o", str(out), "--cache", str(tmp_path / "c.db")]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["length_control"]["unit"] == "tokens"
+    rows = [json.loads(line) for line in (out / "p.jsonl").read_text().splitlines()]
+
+    def tokens(text):
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    assert [r["lengths"] for r in rows] == [
+        {"chosen": tokens(p["chosen"]), "rejected": tokens(p["rejected"])} for p in pairs
+    ]
+    assert [r["lengths"]["chosen"] for r in rows] != [len(p["chosen"]) for p in pairs]  # not characters

@@ -311,7 +311,9 @@ def test_ld_alpha_reaches_trl_dpo_config_from_the_command_line_and_flr_configs(t
 
 
 def test_compare_reports_mean_lengths_in_characters_and_tokens(tmp_path):
-    from flr.jobs.compare import summarize, write_report
+    from flr.jobs.compare import summarize
+    from flr.reports.compare import compare_document
+    from flr.reports.document import write_markdown
 
     rows = [
         {"preference": 1.0, "len_candidate": 10, "len_base": 30, "tokens_candidate": 3, "tokens_base": 8},
@@ -320,7 +322,7 @@ def test_compare_reports_mean_lengths_in_characters_and_tokens(tmp_path):
     m = summarize(rows, n_resamples=10)
     assert (m["mean_len_candidate"], m["mean_len_base"]) == (15.0, 40.0)
     assert (m["mean_tokens_candidate"], m["mean_tokens_base"]) == (4.0, 10.0)
-    write_report(tmp_path / "report.md", {"metrics": m}, {"judge": "length"}, "base", "cand")
+    write_markdown(tmp_path / "report.md", compare_document({"metrics": m, "judge": {"judge": "length"}}))
     text = (tmp_path / "report.md").read_text()
     assert "| mean length (chars), candidate / base | 15 / 40 |" in text
     assert "| mean length (generated tokens), candidate / base | 4.0 / 10.0 |" in text

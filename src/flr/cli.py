@@ -1,76 +1,54 @@
 """The ``flr`` command: one entry point, one module per subcommand under ``flr.commands``.
 
 Each command module exposes ``make_parser(subparsers)`` and ``main(args)``, so it runs as a subcommand and
-can be driven from Python. User errors (:class:`flr.errors.FLRError`) print as one line and exit 2.
+can be driven from Python. A command's flags are built only when it runs or its help is shown, and the modules
+that do its work (torch, transformers, TRL) load inside its ``main``: ``flr --help`` and ``flr <command> --help``
+load none of them. User errors (:class:`flr.errors.FLRError`) print as one line and exit 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import inspect
 import logging
 import sys
 
-from transformers import HfArgumentParser
-
 from flr import __version__
-from flr.commands._common import apply_config_file, resolve_positionals
+from flr.arguments import ConfigParser
+from flr.commands import (
+    audit,
+    compare,
+    demo,
+    feedback,
+    followups,
+    generate,
+    mine,
+    pipeline,
+    report,
+    score,
+    serve,
+    train,
+)
+from flr.commands import eval as evaluate
+from flr.commands._common import resolve_positionals
 from flr.errors import FLRError
 
-COMMANDS = (
-    "demo",
-    "score",
-    "followups",
-    "eval",
-    "audit",
-    "report",
-    "generate",
-    "mine",
-    "train",
-    "feedback",
-    "compare",
-    "pipeline",
-    "serve",
-)
+COMMANDS = (demo, score, followups, evaluate, audit, report, generate, mine, train, feedback, compare, pipeline, serve)
 
 
-def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
-    """The parser of every command. A command whose flags are costly to build (``train`` imports TRL) is built in
-    full only when ``argv`` (default: the process's arguments) runs it."""
-    running = next((a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")), None)
-    parser = argparse.ArgumentParser(
+def build_parser(argv: list[str] | None = None) -> ConfigParser:
+    """The parser of every command. Each command's parser adds its flags when it is first used (parsed, or its
+    help shown), so building this costs nothing; ``argv`` is accepted for callers that pass it and not needed."""
+    parser = ConfigParser(
         prog="flr",
         description="Follow-up Likelihood as Reward: score responses by how likely an LM finds positive vs "
         "negative user follow-ups, evaluate it as a reward model, mine preference data and align policies.",
+        formatter_class=argparse.HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"flr {__version__}")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=HfArgumentParser)
-    for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"flr.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"flr.commands.{name}":
-                continue
-            if exc.name and exc.name.split(".")[0] == "flr":
-                raise
-            _unavailable(subparsers, name, exc.name)  # an optional dependency is missing: say so when used
-            continue
-        if "full" in inspect.signature(module.make_parser).parameters:
-            module.make_parser(subparsers, full=running == name)
-        else:
-            module.make_parser(subparsers)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for command in COMMANDS:
+        command.make_parser(subparsers)
     return parser
-
-
-def _unavailable(subparsers, name: str, package: str) -> None:
-    parser = subparsers.add_parser(name, help=f"(needs the package '{package}')", add_help=False)
-    parser.add_argument("rest", nargs=argparse.REMAINDER)
-
-    def fail(args):
-        raise FLRError(f"'flr {name}' needs the package '{package}': pip install {package}")
-
-    parser.set_defaults(func=fail)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,8 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         resolve_positionals(args)
         if getattr(args, "config", None):
-            args._parser._root = parser
-            args = apply_config_file(args, argv)
+            args = parser.apply_config(args, argv, f"flr {args.command}")  # the YAML's values, flags typed win
             resolve_positionals(args)
         return args.func(args) or 0
     except FLRError as exc:

@@ -165,31 +165,3 @@ def pattern_line(report: dict) -> str:
         for name in DETECTORS
     ]
     return f"% {' / '.join(groups)}: " + ", ".join(cells)
-
-
-def pattern_section(report: dict, title: str) -> list[str]:
-    """report.md lines: a heading, what the shares mean, and :func:`pattern_lines`."""
-    return [
-        f"## {title}",
-        "",
-        "Share of responses (%) carrying each content-free pattern flr can detect (closer: a polite closing line; "
-        "opener: a flattering or eager first sentence; bait_question: ends by asking the user a yes-question; "
-        "markdown: headers, bold or a list). A pattern more common on the preferred side is what training on "
-        "these responses reinforces.",
-        "",
-        *pattern_lines(report),
-        "",
-    ]
-
-
-def pattern_lines(report: dict) -> list[str]:
-    """A markdown table of :func:`pattern_report`: patterns as rows, groups as columns, shares in %."""
-    groups = list(report["shares"])
-    lines = [
-        "| pattern | " + " | ".join(f"{g} (n={report['n'][g]})" for g in groups) + " |",
-        "|---" * (len(groups) + 1) + "|",
-    ]
-    for name in DETECTORS:
-        cells = [report["shares"][g][name] for g in groups]
-        lines.append(f"| {name} | " + " | ".join("–" if v is None else f"{100 * v:.1f}" for v in cells) + " |")
-    return lines

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from flr.commands._common import add_command, add_positional, check_scorer_settings, to_configs
-from flr.jobs.audit import AuditConfig, prepare_audit, run_audit
-from flr.kernel.models import ModelConfig, model_name
-from flr.scorers import ScorerConfig, build_scorers
+from flr.commands._common import add_command, add_dataclasses, add_positional, check_scorer_settings, to_configs
 
 EXAMPLES = """examples:
   flr audit --input demo --limit 8 -o runs/audit-demo                       # bundled pairs: both sides perturbed
@@ -35,15 +32,27 @@ def make_parser(subparsers):
         "and perturbation, the share of responses whose reward rises (95% CI) and the median change, in units of "
         "the median |chosen - rejected| margin when the input has pairs. Writes audit.jsonl, summary.json, "
         "report.md, audit.png and report.html to --output-dir. Scores are cached: a re-run computes nothing.",
-        dataclasses_=(AuditConfig, ScorerConfig, ModelConfig),
+        build=build,
     )
-    parser.epilog = EXAMPLES
-    add_positional(parser, "input", "INPUT", "Responses to perturb (same as --input).")
     parser.set_defaults(func=main)
     return parser
 
 
+def build(parser) -> None:
+    from flr.jobs.audit import AuditConfig
+    from flr.kernel.models import ModelConfig
+    from flr.scorers import ScorerConfig
+
+    add_dataclasses(parser, AuditConfig, ScorerConfig, ModelConfig)
+    parser.epilog = EXAMPLES
+    add_positional(parser, "input", "INPUT", "Responses to perturb (same as --input).")
+
+
 def main(args) -> int:
+    from flr.jobs.audit import AuditConfig, prepare_audit, run_audit
+    from flr.kernel.models import ModelConfig, model_name
+    from flr.scorers import ScorerConfig, build_scorers
+
     config, flr_config, model_config = to_configs(args, AuditConfig, ScorerConfig, ModelConfig)
     names = config.scorers
     for name in names:

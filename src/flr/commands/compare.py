@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from flr.commands._common import add_command, to_configs
-from flr.jobs.compare import SAMPLING_DEFAULTS, CompareConfig, run
-from flr.jobs.generate import PromptConfig, SamplingConfig
-from flr.scorers import ScorerConfig
+from flr.commands._common import add_command, add_dataclasses, to_configs
 
 EXAMPLES = """examples:
   flr compare --base default --candidate runs/dpo --prompts question.jsonl \\
@@ -26,14 +23,27 @@ def make_parser(subparsers):
         "and report.md: win rate (ties count 1/2) and length-controlled win rate with 95% CIs, and the share of "
         "each policy's outputs with a content-free pattern (closer, opener, bait question, markdown); report.html "
         "holds the same and the pairs to browse.",
-        dataclasses_=(CompareConfig, PromptConfig, SamplingConfig, ScorerConfig),
+        build=build,
     )
-    parser.set_defaults(func=main, **SAMPLING_DEFAULTS)
-    parser.epilog = EXAMPLES
+    parser.set_defaults(func=main)
     return parser
 
 
+def build(parser) -> None:
+    from flr.jobs.compare import SAMPLING_DEFAULTS, CompareConfig
+    from flr.jobs.generate import PromptConfig, SamplingConfig
+    from flr.scorers import ScorerConfig
+
+    add_dataclasses(parser, CompareConfig, PromptConfig, SamplingConfig, ScorerConfig)
+    parser.set_defaults(**SAMPLING_DEFAULTS)
+    parser.epilog = EXAMPLES
+
+
 def main(args) -> int:
+    from flr.jobs.compare import CompareConfig, run
+    from flr.jobs.generate import PromptConfig, SamplingConfig
+    from flr.scorers import ScorerConfig
+
     cfg, prompts, sampling, flr_config = to_configs(args, CompareConfig, PromptConfig, SamplingConfig, ScorerConfig)
     summary = run(cfg, prompts, sampling, flr_config)
     m = summary["metrics"]

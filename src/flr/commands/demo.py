@@ -6,10 +6,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flr.commands._common import add_command, to_configs
-from flr.jobs.eval import EvalConfig, run_eval
-from flr.kernel.models import ModelConfig, model_name
-from flr.scorers import ScorerConfig, build_scorers
+from flr.commands._common import add_command, add_dataclasses, to_configs
 
 
 @dataclass
@@ -24,18 +21,29 @@ def make_parser(subparsers):
         help="Score the bundled sample of real preference pairs and print a table.",
         description="Scores 24 PandaLM test pairs (human-labelled, shipped in the package) with FLR, the direct "
         "likelihood and length, on the embedded SmolLM2-135M-Instruct unless --model says otherwise.",
-        dataclasses_=(DemoConfig, ScorerConfig, ModelConfig),
+        build=build,
     )
+    parser.set_defaults(func=main)
+    return parser
+
+
+def build(parser) -> None:
+    from flr.kernel.models import ModelConfig
+    from flr.scorers import ScorerConfig
+
+    add_dataclasses(parser, DemoConfig, ScorerConfig, ModelConfig)
     parser.epilog = """examples:
   flr demo                                   # embedded SmolLM2-135M-Instruct, 2 CPU cores: ~3 min
   flr demo --followups compact -o runs/demo-compact
   flr demo --model HuggingFaceTB/SmolLM2-360M-Instruct
 """
-    parser.set_defaults(func=main)
-    return parser
 
 
 def main(args) -> int:
+    from flr.jobs.eval import EvalConfig, run_eval
+    from flr.kernel.models import ModelConfig, model_name
+    from flr.scorers import ScorerConfig, build_scorers
+
     demo, flr_config, model_config = to_configs(args, DemoConfig, ScorerConfig, ModelConfig)
     scorers = build_scorers(("flr", "direct", "length"), model_config, flr_config)
     name = model_name(model_config.model)

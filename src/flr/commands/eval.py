@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from flr.commands._common import add_command, check_scorer_settings, to_configs
-from flr.jobs.eval import EvalConfig, run_eval
-from flr.kernel.models import ModelConfig, model_name
-from flr.scorers import ScorerConfig, build_scorers
+from flr.commands._common import add_command, add_dataclasses, check_scorer_settings, to_configs
 
 EXAMPLES = """examples:
   flr eval --list
@@ -28,11 +25,19 @@ def make_parser(subparsers):
         "a browser, nothing is fetched) to --output-dir. Every report is length-controlled: accuracy on length-matched pairs, agreement "
         "with the length baseline, the signal beyond length, and correlations controlling for length. Scores are cached: a killed run resumes, and adding a scorer or benchmark "
         "recomputes nothing already known.",
-        dataclasses_=(EvalConfig, ScorerConfig, ModelConfig),
+        build=build,
     )
-    parser.epilog = EXAMPLES
     parser.set_defaults(func=main)
     return parser
+
+
+def build(parser) -> None:
+    from flr.jobs.eval import EvalConfig
+    from flr.kernel.models import ModelConfig
+    from flr.scorers import ScorerConfig
+
+    add_dataclasses(parser, EvalConfig, ScorerConfig, ModelConfig)
+    parser.epilog = EXAMPLES
 
 
 def _list(data_dir: str | None = None) -> None:
@@ -56,37 +61,27 @@ def _present(bench, root) -> bool:
         return False
 
 
-def check_before_loading(config, flr_config, names: list[str]) -> None:
+def check_before_loading(config, flr_config, names: list[str]):
     """Unknown scorers and benchmarks, bad follow-up sets, a missing data folder and every bad record of a user
-    file fail before any model loads."""
-    from pathlib import Path
-
-    from flr.errors import FLRError
-    from flr.eval.benchmarks import BENCHMARKS, benchmark_records, resolve_data_dir
+    file fail before any model loads; returns the benchmarks read (:func:`flr.jobs.eval.prepare`), each read once."""
+    from flr.jobs.eval import prepare
 
     for name in names:
         check_scorer_settings(name, flr_config)
-    for name in config.benchmarks:
-        if name not in BENCHMARKS and not Path(name).exists() and ("/" not in name or Path(name).suffix):
-            raise FLRError(
-                f"unknown benchmark '{name}': registered ones are {', '.join(BENCHMARKS)}; "
-                "or give an existing file or an HF dataset id (org/name)"
-            )
-        if name in BENCHMARKS and name != "demo":
-            resolve_data_dir(config.data_dir)
-        elif Path(name).exists():
-            benchmark_records(
-                name, config.data_dir, config.limit, config.seed, config.split
-            )  # checks every record, naming file, line and field
+    return prepare(config)
 
 
 def main(args) -> int:
+    from flr.jobs.eval import EvalConfig, run_eval
+    from flr.kernel.models import ModelConfig, model_name
+    from flr.scorers import ScorerConfig, build_scorers
+
     config, flr_config, model_config = to_configs(args, EvalConfig, ScorerConfig, ModelConfig)
     if config.list:
         _list(config.data_dir)
         return 0
     names = config.scorers
-    check_before_loading(config, flr_config, names)
+    benchmarks = check_before_loading(config, flr_config, names)
     scorers = build_scorers(names, model_config, flr_config)
     length_of = None
     if config.length_unit == "tokens":  # the scorer model's tokens; loading a tokenizer alone costs little
@@ -103,6 +98,7 @@ def main(args) -> int:
         model_name=model_name(model_config.model),
         configs=(flr_config, model_config),
         length_of=length_of,
+        benchmarks=benchmarks,
     )
     from flr.reports.markdown import markdown_table, merge_results
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from flr.commands._common import add_command, make_subparsers, to_configs
-from flr.jobs.critiques import REWRITE_PROMPT, RewriteConfig, rewrite_critiques
-from flr.kernel.models import ModelConfig
+from flr.commands._common import add_command, add_dataclasses, make_subparsers, to_configs
 
 EXAMPLES = """examples:
   flr feedback rewrite --input autoj_critiques --method rules --output runs/feedback/autoj.jsonl   # no model
@@ -29,18 +27,30 @@ def make_parser(subparsers):
         commands,
         "rewrite",
         help="Rewrite third-person critiques ('The response fails to...') as first-person user follow-ups.",
-        description="Rewrite each record's critique as the follow-up a user would type (greedy generation with "
-        "--model; a larger instruct model than the default does this much better). The prompt used:\n\n"
-        + REWRITE_PROMPT,
-        dataclasses_=(RewriteConfig, ModelConfig),
+        build=build_rewrite,
     )
-    sub.epilog = EXAMPLES
     sub.set_defaults(func=main)
     parser.set_defaults(func=lambda args: parser.print_help() or 1)
     return parser
 
 
+def build_rewrite(parser) -> None:
+    from flr.jobs.critiques import REWRITE_PROMPT, RewriteConfig
+    from flr.kernel.models import ModelConfig
+
+    parser.description = (
+        "Rewrite each record's critique as the follow-up a user would type (greedy generation with "
+        "--model; a larger instruct model than the default does this much better). The prompt used:\n\n"
+        + REWRITE_PROMPT
+    )
+    add_dataclasses(parser, RewriteConfig, ModelConfig)
+    parser.epilog = EXAMPLES
+
+
 def main(args) -> int:
+    from flr.jobs.critiques import RewriteConfig, rewrite_critiques
+    from flr.kernel.models import ModelConfig
+
     cfg, model_config = to_configs(args, RewriteConfig, ModelConfig)
     counts = rewrite_critiques(cfg, model_config)
     print(

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from flr.commands._common import add_command, make_subparsers, to_configs
-from flr.followups import load_followups
-from flr.jobs.followups import FitConfig, SelectConfig, SplitConfig, run_fit, run_select, run_split
-from flr.kernel.models import ModelConfig
-from flr.scorers import ScorerConfig
+from flr.commands._common import add_command, add_dataclasses, make_subparsers, to_configs
 
 FIT_EXAMPLES = """examples:
   flr followups fit --benchmarks rmb,rm_bench,hh-rlhf,alpaca_eval --limit 64 -o runs/followups/weighted.yaml
@@ -30,13 +26,7 @@ def make_parser(subparsers):
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     subs = make_subparsers(parser)
-    show = add_command(
-        subs, "show", help="Print a follow-up set (default: the paper's 60).", dataclasses_=(ScorerConfig,)
-    )
-    show.epilog = """examples:
-  flr followups show                          # the paper's 60 follow-ups
-  flr followups show --followups compact      # the 12 of the compact set
-"""
+    show = add_command(subs, "show", help="Print a follow-up set (default: the paper's 60).", build=build_show)
     show.set_defaults(func=show_main)
     select = add_command(
         subs,
@@ -45,12 +35,8 @@ def make_parser(subparsers):
         description="Scores the pairs of --benchmark with every follow-up of the set (default: the paper's 60), "
         "ranks each follow-up by how often it alone prefers the human-chosen response, and writes the --top best per category and polarity. "
         "Select on one benchmark and evaluate (flr eval --followups OUT.yaml) on others.",
-        dataclasses_=(SelectConfig, ScorerConfig, ModelConfig),
+        build=build_select,
     )
-    select.epilog = """examples:
-  flr followups select --benchmark hh-rlhf --limit 64 --top 2 -o runs/followups/top2.yaml
-  flr eval --benchmarks autoj,pandalm --followups runs/followups/top2.yaml   # test on other benchmarks
-"""
     select.set_defaults(func=select_main)
     fit = add_command(
         subs,
@@ -60,9 +46,8 @@ def make_parser(subparsers):
         "cached and reused), fits an L2-regularised logistic regression of the human label on the per-follow-up "
         "margins (scikit-learn, strength by 5-fold cross-validation, pairs shuffled into folds by --seed) and writes a follow-up set whose utterances "
         "carry the weights. Fit on one pool of benchmarks and evaluate on others.",
-        dataclasses_=(FitConfig, ScorerConfig, ModelConfig),
+        build=build_fit,
     )
-    fit.epilog = FIT_EXAMPLES
     fit.set_defaults(func=fit_main)
     split = add_command(
         subs,
@@ -71,19 +56,60 @@ def make_parser(subparsers):
         description="Writes a.yaml and b.yaml: each category's positive and negative follow-ups shuffled with --seed "
         "and cut in two. Mine or train with one half and judge with the other, so the judge's follow-ups are not "
         "the ones the policy was optimised for. No model is loaded.",
-        dataclasses_=(SplitConfig, ScorerConfig),
+        build=build_split,
     )
-    split.epilog = """examples:
-  flr followups split --followups paper --seed 0 -o runs/split        # the paper's 60 -> 30 + 30
-  flr mine --candidates runs/gen/candidates.jsonl --followups runs/split/a.yaml -o runs/mine
-  flr compare --candidate runs/dpo --judge flr --followups runs/split/b.yaml   # judged by the held-out half
-"""
     split.set_defaults(func=split_main)
     parser.set_defaults(func=lambda args: parser.print_help() or 1)
     return parser
 
 
+def build_show(parser) -> None:
+    from flr.scorers import ScorerConfig
+
+    add_dataclasses(parser, ScorerConfig)
+    parser.epilog = """examples:
+  flr followups show                          # the paper's 60 follow-ups
+  flr followups show --followups compact      # the 12 of the compact set
+"""
+
+
+def build_select(parser) -> None:
+    from flr.jobs.followups import SelectConfig
+    from flr.kernel.models import ModelConfig
+    from flr.scorers import ScorerConfig
+
+    add_dataclasses(parser, SelectConfig, ScorerConfig, ModelConfig)
+    parser.epilog = """examples:
+  flr followups select --benchmark hh-rlhf --limit 64 --top 2 -o runs/followups/top2.yaml
+  flr eval --benchmarks autoj,pandalm --followups runs/followups/top2.yaml   # test on other benchmarks
+"""
+
+
+def build_fit(parser) -> None:
+    from flr.jobs.followups import FitConfig
+    from flr.kernel.models import ModelConfig
+    from flr.scorers import ScorerConfig
+
+    add_dataclasses(parser, FitConfig, ScorerConfig, ModelConfig)
+    parser.epilog = FIT_EXAMPLES
+
+
+def build_split(parser) -> None:
+    from flr.jobs.followups import SplitConfig
+    from flr.scorers import ScorerConfig
+
+    add_dataclasses(parser, SplitConfig, ScorerConfig)
+    parser.epilog = """examples:
+  flr followups split --followups paper --seed 0 -o runs/split        # the paper's 60 -> 30 + 30
+  flr mine --candidates runs/gen/candidates.jsonl --followups runs/split/a.yaml -o runs/mine
+  flr compare --candidate runs/dpo --judge flr --followups runs/split/b.yaml   # judged by the held-out half
+"""
+
+
 def show_main(args) -> int:
+    from flr.followups import load_followups
+    from flr.scorers import ScorerConfig
+
     config = to_configs(args, ScorerConfig)
     followups = load_followups(config.followups).select(config.categories)
     print(f"{followups.name} (fingerprint {followups.fingerprint()})")
@@ -93,6 +119,10 @@ def show_main(args) -> int:
 
 
 def select_main(args) -> int:
+    from flr.jobs.followups import SelectConfig, run_select
+    from flr.kernel.models import ModelConfig
+    from flr.scorers import ScorerConfig
+
     config, flr_config, model_config = to_configs(args, SelectConfig, ScorerConfig, ModelConfig)
     summary = run_select(config, flr_config, model_config)
     key = summary["rank_key"]
@@ -103,6 +133,9 @@ def select_main(args) -> int:
 
 
 def split_main(args) -> int:
+    from flr.jobs.followups import SplitConfig, run_split
+    from flr.scorers import ScorerConfig
+
     config, flr_config = to_configs(args, SplitConfig, ScorerConfig)
     summary = run_split(config, flr_config)
     for tag, half in summary["halves"].items():
@@ -111,6 +144,10 @@ def split_main(args) -> int:
 
 
 def fit_main(args) -> int:
+    from flr.jobs.followups import FitConfig, run_fit
+    from flr.kernel.models import ModelConfig
+    from flr.scorers import ScorerConfig
+
     config, flr_config, model_config = to_configs(args, FitConfig, ScorerConfig, ModelConfig)
     stats = run_fit(config, flr_config, model_config)["stats"]
     length = (

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from flr.commands._common import add_command, to_configs
-from flr.jobs.generate import GenerateConfig, PromptConfig, SamplingConfig, run
-from flr.kernel.models import ModelConfig
+from flr.commands._common import add_command, add_dataclasses, to_configs
 from flr.records import CANDIDATES_FILE
 
 EXAMPLES = """examples:
@@ -22,14 +20,24 @@ def make_parser(subparsers):
         help="Sample k responses per prompt from a policy (transformers, or vLLM when installed).",
         description=f"Sample k responses per prompt into <output-dir>/{CANDIDATES_FILE}, one row per prompt "
         "with its candidates. Rows are saved as they finish: re-running the same command resumes.",
-        dataclasses_=(PromptConfig, SamplingConfig, GenerateConfig, ModelConfig),
+        build=build,
     )
-    parser.epilog = EXAMPLES
     parser.set_defaults(func=main)
     return parser
 
 
+def build(parser) -> None:
+    from flr.jobs.generate import GenerateConfig, PromptConfig, SamplingConfig
+    from flr.kernel.models import ModelConfig
+
+    add_dataclasses(parser, PromptConfig, SamplingConfig, GenerateConfig, ModelConfig)
+    parser.epilog = EXAMPLES
+
+
 def main(args) -> int:
+    from flr.jobs.generate import GenerateConfig, PromptConfig, SamplingConfig, run
+    from flr.kernel.models import ModelConfig
+
     prompts, sampling, cfg, model = to_configs(args, PromptConfig, SamplingConfig, GenerateConfig, ModelConfig)
     summary = run(prompts, sampling, cfg, model)
     c = summary["counts"]

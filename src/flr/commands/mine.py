@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from flr.commands._common import add_command, check_scorer_settings, to_configs
-from flr.jobs.mine import MineConfig, length_line, run
-from flr.kernel.models import ModelConfig
-from flr.scorers import ScorerConfig
+from flr.commands._common import add_command, add_dataclasses, check_scorer_settings, to_configs
 
 EXAMPLES = """examples:
   flr mine --candidates runs/gen --output-dir runs/mine                   # FLR with the embedded model, DPO pairs
@@ -29,14 +26,26 @@ def make_parser(subparsers):
         "--min-margin are dropped and counted by reason. Rewards favour longer responses: --length-band and "
         "--length-debias control for length, and the summary reports the mined pairs' length ratios and the share "
         "of prompts that yield a pair.",
-        dataclasses_=(MineConfig, ScorerConfig, ModelConfig),
+        build=build,
     )
-    parser.epilog = EXAMPLES
     parser.set_defaults(func=main)
     return parser
 
 
+def build(parser) -> None:
+    from flr.jobs.mine import MineConfig
+    from flr.kernel.models import ModelConfig
+    from flr.scorers import ScorerConfig
+
+    add_dataclasses(parser, MineConfig, ScorerConfig, ModelConfig)
+    parser.epilog = EXAMPLES
+
+
 def main(args) -> int:
+    from flr.jobs.mine import MineConfig, length_line, run
+    from flr.kernel.models import ModelConfig
+    from flr.scorers import ScorerConfig
+
     cfg, flr_config, model_config = to_configs(args, MineConfig, ScorerConfig, ModelConfig)
     check_scorer_settings(cfg.scorer, flr_config)
     summary = run(cfg, flr_config, model_config)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from flr.commands._common import load_yaml_mapping
-from flr.jobs.pipeline import STAGES, Pipeline, headline
 
 EXAMPLES = """examples:
   flr pipeline --config examples/tiny-pipeline.yaml                  # all stages; finished ones are skipped
@@ -24,7 +23,15 @@ def make_parser(subparsers):
         "or mine stage, and the generate section only names the training prompts.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=EXAMPLES,
+        build=build,
     )
+    parser.set_defaults(func=main)
+    return parser
+
+
+def build(parser) -> None:
+    from flr.jobs.pipeline import STAGES
+
     # dest differs from 'config': the pipeline YAML is nested, not a flat mapping of this command's flags
     parser.add_argument("--config", dest="pipeline_config", required=True, help="Pipeline YAML file.")
     parser.add_argument(
@@ -34,11 +41,11 @@ def make_parser(subparsers):
         help=f"Stages to run ({','.join(STAGES)}), comma- or space-separated; named stages rerun even if done.",
     )
     parser.add_argument("--output-dir", "--output_dir", dest="output_dir", default=None, help="Overrides the YAML's.")
-    parser.set_defaults(func=main)
-    return parser
 
 
 def main(args) -> int:
+    from flr.jobs.pipeline import Pipeline, headline
+
     pipeline = Pipeline(load_yaml_mapping(args.pipeline_config), output_dir=args.output_dir)
     report = pipeline.run(args.stages)
     print(f"flr pipeline -> {pipeline.out}")

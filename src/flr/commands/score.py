@@ -4,23 +4,13 @@ from __future__ import annotations
 
 from flr.commands._common import (
     add_command,
+    add_dataclasses,
     add_positional,
     check_output_file,
     check_scorer_settings,
     to_configs,
 )
 from flr.errors import FLRError
-from flr.jobs.score import (
-    ScoreJobConfig,
-    already_complete,
-    debias_output,
-    load_inputs,
-    output_prefix,
-    run_key,
-    score_file,
-)
-from flr.kernel.models import ModelConfig, model_name
-from flr.scorers import ScorerConfig, build_scorer
 
 EXAMPLES = """examples:
   flr score examples/data/responses.jsonl -o scored.jsonl     # {prompt, response}: adds flr_reward
@@ -42,15 +32,35 @@ def make_parser(subparsers):
         "TRL preference {prompt, chosen, rejected} (standard or conversational). Adds flr_reward, flr_categories "
         "and truncated to each record (direct_reward for --scorer direct); to a preference record flr_chosen, "
         "flr_rejected and flr_margin. Re-running with the same -o resumes.",
-        dataclasses_=(ScoreJobConfig, ScorerConfig, ModelConfig),
+        build=build,
     )
-    parser.epilog = EXAMPLES
-    add_positional(parser, "input", "INPUT", "Records to score (same as --input).")
     parser.set_defaults(func=main)
     return parser
 
 
+def build(parser) -> None:
+    from flr.jobs.score import ScoreJobConfig
+    from flr.kernel.models import ModelConfig
+    from flr.scorers import ScorerConfig
+
+    add_dataclasses(parser, ScoreJobConfig, ScorerConfig, ModelConfig)
+    parser.epilog = EXAMPLES
+    add_positional(parser, "input", "INPUT", "Records to score (same as --input).")
+
+
 def main(args) -> int:
+    from flr.jobs.score import (
+        ScoreJobConfig,
+        already_complete,
+        debias_output,
+        load_inputs,
+        output_prefix,
+        run_key,
+        score_file,
+    )
+    from flr.kernel.models import ModelConfig, model_name
+    from flr.scorers import ScorerConfig, build_scorer
+
     job, flr_config, model_config = to_configs(args, ScoreJobConfig, ScorerConfig, ModelConfig)
     if not job.input or not job.output:
         raise FLRError("give an INPUT file and -o OUTPUT.jsonl")

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from flr.commands._common import add_command, check_scorer_settings, to_configs
-from flr.kernel.models import ModelConfig, model_name
-from flr.scorers import ScorerConfig, build_scorer
-from flr.serving.service import ServiceLimits
+from flr.commands._common import add_command, add_dataclasses, check_scorer_settings, to_configs
 
 
 @dataclass
@@ -49,20 +46,32 @@ def make_parser(subparsers):
         "GET /health (liveness) and /ready (readiness), both without the token, and GET /info (scorer, limits, queue). A "
         "request that cannot finish within --request-timeout is refused at once with 503 and Retry-After. Needs pip install 'flr[serve]'. For TRL trainers in the same process, use "
         "flr.rl.FLRRewardFunction instead.",
-        dataclasses_=(ServeConfig, ServiceLimits, ScorerConfig, ModelConfig),
+        build=build,
     )
+    parser.set_defaults(func=main)
+    return parser
+
+
+def build(parser) -> None:
+    from flr.kernel.models import ModelConfig
+    from flr.scorers import ScorerConfig
+    from flr.serving.service import ServiceLimits
+
+    add_dataclasses(parser, ServeConfig, ServiceLimits, ScorerConfig, ModelConfig)
     parser.epilog = """examples:
   flr serve --port 8000                                            # loopback only, no token needed
   FLR_API_KEY=secret flr serve --host 0.0.0.0 --model default-tuned --max-records 64
   curl -s localhost:8000/score -H 'Content-Type: application/json' \\
        -d '{"records": [{"prompt": "Hi!", "response": "Hello! How can I help?"}]}'
 """
-    parser.set_defaults(func=main)
-    return parser
 
 
 def main(args) -> int:
     import os
+
+    from flr.kernel.models import ModelConfig, model_name
+    from flr.scorers import ScorerConfig, build_scorer
+    from flr.serving.service import ServiceLimits
 
     config, limits, flr_config, model_config = to_configs(args, ServeConfig, ServiceLimits, ScorerConfig, ModelConfig)
     from flr.errors import FLRError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from flr.commands._common import add_command, make_subparsers
+from flr.commands._common import add_command, add_dataclasses, make_subparsers
 
 TRAIN_HELP = (
     "Train a LoRA adapter: DPO or KTO on mined preferences, GRPO with an flr reward, feedback SFT or preference "
@@ -61,10 +61,9 @@ EXAMPLES = {
 }
 
 
-def make_parser(subparsers, full: bool = True):
-    """``full=False`` (another command runs): only the help line, without importing TRL (seconds)."""
-    if not full:
-        return subparsers.add_parser("train", help=TRAIN_HELP)
+def make_parser(subparsers):
+    """``flr train`` and one parser per method, each built (with TRL's classes: importing TRL takes seconds) only
+    when that method runs or its help is shown."""
     parser = subparsers.add_parser(
         "train",
         help=TRAIN_HELP,
@@ -76,16 +75,20 @@ def make_parser(subparsers, full: bool = True):
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     methods = make_subparsers(parser, dest="method")
-    from flr.training.args import METHODS, argument_classes, method_defaults
-
-    for method in METHODS:
-        sub = add_command(methods, method, help=HELP[method], dataclasses_=argument_classes(method))
-        sub.set_defaults(**method_defaults(method))
-        sub.description = HELP[method] + TRL_NOTE
-        sub.epilog = EXAMPLES[method]
+    for method in HELP:  # flr.training.args.METHODS, without importing TRL
+        sub = add_command(methods, method, help=HELP[method], build=lambda p, m=method: build(p, m))
         sub.set_defaults(func=main, method=method)
     parser.set_defaults(func=lambda args: parser.print_help() or 1)
     return parser
+
+
+def build(parser, method: str) -> None:
+    from flr.training.args import argument_classes, method_defaults
+
+    add_dataclasses(parser, *argument_classes(method))
+    parser.set_defaults(**method_defaults(method))
+    parser.description = HELP[method] + TRL_NOTE
+    parser.epilog = EXAMPLES[method]
 
 
 def main(args) -> int:

@@ -53,7 +53,7 @@ def bootstrap_ci(
     if np.all(x == x[0]):
         v = float(statistic(x))
         if 0 <= v <= 1:  # every resample is the same: a Wilson interval, never a zero-width one
-            return _wilson(v, len(x), level)
+            return tuple(share_ci(round(v * len(x)), len(x), level))  # ties (1/2 each) round to a count
         return v, v
     with warnings.catch_warnings():  # its NaN warning speaks of BCa, which is not used here
         warnings.simplefilter("ignore", stats.DegenerateDataWarning)
@@ -69,11 +69,12 @@ def bootstrap_ci(
     return float(ci.low), float(ci.high)
 
 
-def _wilson(p: float, n: int, level: float) -> tuple[float, float]:
-    z = stats.norm.ppf(1 - (1 - level) / 2)
-    center = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return float(max(0.0, center - half)), float(min(1.0, center + half))  # no float dust outside [0, 1]
+def share_ci(k: int, n: int, level: float = 0.95) -> list[float] | None:
+    """Wilson interval of the share k/n (scipy's ``binomtest(k, n).proportion_ci``); None for n = 0."""
+    if n == 0:
+        return None
+    ci = stats.binomtest(int(k), int(n)).proportion_ci(confidence_level=level, method="wilson")
+    return [float(max(0.0, ci.low)), float(min(1.0, ci.high))]  # no float dust outside [0, 1]
 
 
 def pairwise_report(chosen_scores, rejected_scores, subsets: Sequence[str] | None = None, seed: int = 0) -> dict:
@@ -197,6 +198,14 @@ def length_matched(len_chosen, len_rejected, ratio: float = 1.25) -> np.ndarray:
         raise ValueError(f"length ratio must be at least 1, got {ratio}")
     longer, shorter = np.maximum(a, b), np.minimum(a, b)
     return (longer == shorter) | (longer <= ratio * shorter)
+
+
+def ratio_of_lengths(len_a: int, len_b: int) -> float:
+    """Longer over shorter, a length below 1 counting as 1: the ratio ``flr mine --length-band`` bounds and its
+    summary reports (:func:`length_matched` is the vectorised test ``flr eval`` applies, where only two empty
+    responses match each other)."""
+    la, lb = max(1, len_a), max(1, len_b)
+    return max(la, lb) / min(la, lb)
 
 
 def matched_accuracy(chosen_scores, rejected_scores, len_chosen, len_rejected, ratio: float = 1.25, seed: int = 0):
@@ -396,3 +405,57 @@ def surface_drift(candidate_texts: Sequence[str], base_texts: Sequence[str], *, 
             [float(name in f) for f in found["c"]], [float(name in f) for f in found["b"]], seed=seed
         )
     return out
+
+
+# -- perturbations (flr audit) ---------------------------------------------------------------------------------
+
+
+def median_abs_margin(chosen: Sequence[float], rejected: Sequence[float]) -> float | None:
+    """The scorer's typical |chosen - rejected| on labelled pairs (finite ones); None without pairs or when it is 0."""
+    margins = np.abs(_array(chosen) - _array(rejected))
+    margins = margins[np.isfinite(margins)]
+    if not len(margins) or float(np.median(margins)) == 0:
+        return None
+    return float(np.median(margins))
+
+
+def perturbation_effect(before: Sequence[float], after: Sequence[float], margin: float | None = None) -> dict:
+    """How a perturbation moves one scorer's rewards: shares that rise and fall (strictly) with Wilson CIs, the
+    median and mean change, the median change in units of ``margin``, and a reading: ``rises`` (the share that
+    rises is above 1/2 with 95% confidence), ``falls`` (likewise for the share that falls) or ``mixed``. Pairs
+    with a NaN reward are left out (``n`` counts the rest)."""
+    delta = _array(after) - _array(before)
+    delta = delta[np.isfinite(delta)]
+    n = len(delta)
+    rises, falls = int((delta > 0).sum()), int((delta < 0).sum())
+    rise_ci, fall_ci = share_ci(rises, n), share_ci(falls, n)
+    median = float(np.median(delta)) if n else None
+    reading = "mixed"
+    if rise_ci and rise_ci[0] > 0.5:
+        reading = "rises"
+    elif fall_ci and fall_ci[0] > 0.5:
+        reading = "falls"
+    return {
+        "n": n,
+        "share_rises": rises / n if n else None,
+        "ci": rise_ci,
+        "share_falls": falls / n if n else None,
+        "falls_ci": fall_ci,
+        "share_unchanged": (n - rises - falls) / n if n else None,
+        "median_change": median,
+        "mean_change": float(delta.mean()) if n else None,
+        "median_change_margins": median / margin if median is not None and margin else None,
+        "reading": reading if n else None,
+    }
+
+
+def perturbation_flagged(kind: str, effect: dict) -> bool:
+    """A finding: a content-free edit that raises the reward for most responses, or a destructive one that does not
+    lower it for most (``effect``: :func:`perturbation_effect`)."""
+    if not effect.get("n"):
+        return False
+    if kind == "content-free":
+        return effect["reading"] == "rises"
+    if kind == "destructive":
+        return effect["reading"] != "falls"
+    return False

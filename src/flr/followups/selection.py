@@ -8,12 +8,11 @@ prefer the longer response), and the set selected is a length proxy.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
-import yaml
 
 from flr.errors import FLRError
+from flr.followups.sets import write_followups  # noqa: F401 - the one writer, where selection's callers look
 
 
 def followup_accuracy(
@@ -93,11 +92,3 @@ def select_followups(stats: Sequence[dict], top: int, rank_on: str = "matched") 
             )
             categories[category][polarity] = [s["text"] for s in ranked[:top]]
     return {"name": "flr-selected", "version": 1, "default_categories": list(categories), "categories": categories}
-
-
-def write_followups(followups: dict, path: str | Path, comment: str = "") -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    header = "".join(f"# {line}\n" for line in comment.splitlines())
-    path.write_text(header + yaml.safe_dump(followups, sort_keys=False, allow_unicode=True, width=119))
-    return path

@@ -34,7 +34,15 @@ from flr.arguments import split_list
 from flr.errors import FLRError, InputError
 from flr.hashing import content_fingerprint
 
-__all__ = ["Category", "FollowUpSet", "load_followups", "dump_followups", "split_followups", "DEFAULT_NAME"]
+__all__ = [
+    "Category",
+    "FollowUpSet",
+    "load_followups",
+    "dump_followups",
+    "split_followups",
+    "write_followups",
+    "DEFAULT_NAME",
+]
 
 # sets shipped in this folder, loadable by name: the paper's 60 ("default.yaml", also called "paper"), its first
 # 2 + 2 per category ("compact"), the 12 selected on a training pool ("selected") and the authors' code's 120
@@ -290,7 +298,6 @@ def _weighted_item(item: Mapping, label: str, where: str) -> tuple[str, float]:
 
 def dump_followups(fset: FollowUpSet, path: str | os.PathLike[str], *, extra: Mapping | None = None) -> None:
     """Write ``fset`` as YAML in the shape :func:`load_followups` reads (weights included when it has them)."""
-    import yaml
 
     def items(texts, weights):
         return list(texts) if weights is None else [{"text": t, "weight": round(w, 6)} for t, w in zip(texts, weights)]
@@ -306,8 +313,21 @@ def dump_followups(fset: FollowUpSet, path: str | os.PathLike[str], *, extra: Ma
         }
         for c in fset.categories.values()
     }
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=119), encoding="utf-8")
+    write_followups(data, path)
+
+
+def write_followups(data: Mapping, path: str | os.PathLike[str], comment: str = "") -> Path:
+    """The one follow-up YAML writer: ``data`` (a set's mapping, as :func:`load_followups` reads it) under ``comment``
+    as ``#`` lines, its folder made; returns the path."""
+    import yaml
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = "".join(f"# {line}\n" for line in comment.splitlines())
+    path.write_text(
+        header + yaml.safe_dump(dict(data), sort_keys=False, allow_unicode=True, width=119), encoding="utf-8"
+    )
+    return path
 
 
 def split_followups(fset: FollowUpSet, seed: int = 0) -> tuple[FollowUpSet, FollowUpSet]:

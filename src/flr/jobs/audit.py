@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import numpy as np
 
 from flr.arguments import split_list
 from flr.errors import FLRError
+from flr.eval.metrics import median_abs_margin, perturbation_effect, perturbation_flagged
 from flr.perturbations import (  # noqa: F401 - older users' perturbation files import perturbation from here
     PERTURBATIONS,
     Perturbation,
@@ -31,14 +31,14 @@ from flr.perturbations import (  # noqa: F401 - older users' perturbation files 
     select_perturbations,
 )
 from flr.records import MOVES_FILE, seeded_sample, write_jsonl
-from flr.records.provenance import provenance_text, variant_text, write_summary
+from flr.records.provenance import write_summary
+from flr.reports.audit import write_audit_report
 from flr.scorers.cache import open_cache, score_with_cache, text_key
 from flr.scorers.debias import DEBIAS_HELP, STYLE_HELP, check_mode, debias_requests
 
 logger = logging.getLogger(__name__)
 
 AUDIT_FILE = "audit.jsonl"
-PLOT_FILE = "audit.png"
 
 
 @dataclass
@@ -115,70 +115,6 @@ class AuditConfig:
             raise FLRError(f"--limit must be at least 1, got {self.limit}")
         if self.examples < 0:
             raise FLRError(f"--examples must be at least 0, got {self.examples}")
-
-
-# -- metrics (pure) -------------------------------------------------------------------------------------------
-
-
-def share_ci(k: int, n: int, level: float = 0.95) -> list[float] | None:
-    """Wilson interval of the share k/n (None for n = 0)."""
-    from scipy import stats
-
-    if n == 0:
-        return None
-    ci = stats.binomtest(int(k), int(n)).proportion_ci(confidence_level=level, method="wilson")
-    return [float(ci.low), float(ci.high)]
-
-
-def median_abs_margin(chosen: Sequence[float], rejected: Sequence[float]) -> float | None:
-    """The scorer's typical |chosen - rejected| on labelled pairs (finite ones); None without pairs or when it is 0."""
-    margins = np.abs(np.asarray(chosen, dtype=float) - np.asarray(rejected, dtype=float))
-    margins = margins[np.isfinite(margins)]
-    if not len(margins) or float(np.median(margins)) == 0:
-        return None
-    return float(np.median(margins))
-
-
-def perturbation_effect(before: Sequence[float], after: Sequence[float], margin: float | None = None) -> dict:
-    """How a perturbation moves one scorer's rewards: shares that rise and fall (strictly) with Wilson CIs, the
-    median and mean change, the median change in units of ``margin``, and a reading: ``rises`` (the share that
-    rises is above 1/2 with 95% confidence), ``falls`` (likewise for the share that falls) or ``mixed``. Pairs
-    with a NaN reward are left out (``n`` counts the rest)."""
-    delta = np.asarray(after, dtype=float) - np.asarray(before, dtype=float)
-    delta = delta[np.isfinite(delta)]
-    n = len(delta)
-    rises, falls = int((delta > 0).sum()), int((delta < 0).sum())
-    rise_ci, fall_ci = share_ci(rises, n), share_ci(falls, n)
-    median = float(np.median(delta)) if n else None
-    reading = "mixed"
-    if rise_ci and rise_ci[0] > 0.5:
-        reading = "rises"
-    elif fall_ci and fall_ci[0] > 0.5:
-        reading = "falls"
-    return {
-        "n": n,
-        "share_rises": rises / n if n else None,
-        "ci": rise_ci,
-        "share_falls": falls / n if n else None,
-        "falls_ci": fall_ci,
-        "share_unchanged": (n - rises - falls) / n if n else None,
-        "median_change": median,
-        "mean_change": float(delta.mean()) if n else None,
-        "median_change_margins": median / margin if median is not None and margin else None,
-        "reading": reading if n else None,
-    }
-
-
-def flagged(kind: str, effect: dict) -> bool:
-    """A finding: a content-free edit that raises the reward for most responses, or a destructive one that does not
-    lower it for most."""
-    if not effect.get("n"):
-        return False
-    if kind == "content-free":
-        return effect["reading"] == "rises"
-    if kind == "destructive":
-        return effect["reading"] != "falls"
-    return False
 
 
 # -- input and plan (no model) --------------------------------------------------------------------------------
@@ -346,6 +282,18 @@ def run_audit(
     plan = plan or prepare_audit(config)
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    rewards = score_plan(config, scorers, plan, out)
+    results, margins, rows = audit_results(plan, rewards)
+    write_jsonl(out / AUDIT_FILE, rows)
+    summary = audit_summary(plan, scorers, results, margins, model_name)
+    summary = write_summary(out, summary, config, *configs)
+    write_audit_report(out, summary, audit_examples(plan, rewards, config.examples))
+    return summary
+
+
+def score_plan(config: AuditConfig, scorers: dict, plan: AuditPlan, out: Path) -> dict[str, dict[str, float]]:
+    """scorer -> text key -> reward of every original and edited response (debiased where asked), through the
+    score cache; with an FLR scorer, also ``followup_moves.jsonl`` in ``out``."""
     requests = plan.requests()
     with open_cache(config.cache, scorers.values()) as cache:
         scores = {s: score_with_cache(scorer, requests, cache, f"audit [{s}]") for s, scorer in scorers.items()}
@@ -359,9 +307,12 @@ def run_audit(
         tables = {s: t for s, t in rewards.items() if s != "length"}  # length debiased: nothing would be left
         fit = {"mode": config.length_debias, "style": config.style_debias}
         rewards = {**rewards, **debias_requests(tables, requests, **fit)}
-    results, margins, rows = audit_results(plan, rewards)
-    write_jsonl(out / AUDIT_FILE, rows)
-    summary = {
+    return rewards
+
+
+def audit_summary(plan: AuditPlan, scorers: dict, results: dict, margins: dict, model_name: str | None) -> dict:
+    """summary.json's results: the input, each perturbation's counts, each scorer's effects and flags."""
+    return {
         "input": plan.source,
         "kind": plan.kind,
         "model": model_name,
@@ -381,17 +332,10 @@ def run_audit(
         "median_abs_margin": margins,
         "results": results,
         "flags": {
-            s: [name for name, effect in per.items() if flagged(plan.perturbations[name].kind, effect)]
+            s: [name for name, effect in per.items() if perturbation_flagged(plan.perturbations[name].kind, effect)]
             for s, per in results.items()
         },
     }
-    summary = write_summary(out, summary, config, *configs)
-    examples = audit_examples(plan, rewards, config.examples)
-    write_audit_report(out, summary, examples)
-    from flr.reports.html import audit_page
-
-    audit_page(out, summary, examples)
-    return summary
 
 
 def followup_moves(scorer, plan: AuditPlan) -> list[dict]:
@@ -450,191 +394,3 @@ def audit_examples(plan: AuditPlan, rewards: dict[str, dict[str, float]], per: i
             }
         )
     return out
-
-
-# -- report ------------------------------------------------------------------------------------------------------
-
-
-def _pct_ci(effect: dict) -> str:
-    if not effect.get("n"):
-        return "–"
-    ci = effect["ci"]
-    return f"{100 * effect['share_rises']:.0f} [{100 * ci[0]:.0f}, {100 * ci[1]:.0f}]"
-
-
-def _number(value) -> str:
-    if value is None:
-        return "–"
-    return f"{value:+.3g}" if abs(value) < 1000 else f"{value:+.0f}"
-
-
-def markdown_tables(summary: dict) -> list[str]:
-    """The audit's tables: share rising with CI, and the median change (in margin units when there are pairs)."""
-    scorers = list(summary["results"])
-    perts = summary["perturbations"]
-    margins = summary.get("median_abs_margin") or {}
-    lines = [
-        "## Share of responses whose reward rises, % [95% Wilson CI]",
-        "",
-        "A content-free edit should leave the reward unchanged; a destructive one should lower it. ⚠ marks a "
-        "content-free edit that raises the reward for most responses (the CI lies above 50%) and a destructive one "
-        "that does not lower it for most (the CI of the share that falls does not lie above 50%). n: edited "
-        "responses (an edit that changes nothing is left out).",
-        "",
-        "| perturbation | kind | n | " + " | ".join(scorers) + " |",
-        "|---" * (len(scorers) + 3) + "|",
-    ]
-    for name, info in perts.items():
-        cells = []
-        for s in scorers:
-            effect = summary["results"][s][name]
-            mark = " ⚠" if flagged(info["kind"], effect) else ""
-            extra = f" (n={effect['n']})" if effect.get("n") != info["edited"] else ""
-            cells.append(_pct_ci(effect) + extra + mark)
-        lines.append(f"| {name} | {info['kind']} | {info['edited']} | " + " | ".join(cells) + " |")
-    lines.append("")
-    with_pairs = any(v for v in margins.values())
-    if with_pairs:
-        lines += [
-            f"## Median reward change, in units of each scorer's median |chosen − rejected| margin "
-            f"({summary.get('pairs')} labelled pairs)",
-            "",
-            "1.0 = the edit moves the reward as much as a typical labelled pair differs.",
-            "",
-            "| perturbation | " + " | ".join(scorers) + " |",
-            "|---" * (len(scorers) + 1) + "|",
-            "| (median margin) | " + " | ".join(_number(margins.get(s)).lstrip("+") for s in scorers) + " |",
-        ]
-        for name in perts:
-            cells = [_number(summary["results"][s][name]["median_change_margins"]) for s in scorers]
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
-        lines.append("")
-    lines += [
-        "## Median reward change" + (" (the scorer's own units)" if with_pairs else ""),
-        "",
-        "| perturbation | " + " | ".join(scorers) + " |",
-        "|---" * (len(scorers) + 1) + "|",
-    ]
-    for name in perts:
-        lines.append(
-            f"| {name} | " + " | ".join(_number(summary["results"][s][name]["median_change"]) for s in scorers) + " |"
-        )
-    lines.append("")
-    return lines
-
-
-def plot_audit(summary: dict, path: Path) -> Path | None:
-    """audit.png: per perturbation, each scorer's share of rising rewards with its CI (left), and the median change
-    in margin units where there are pairs (right)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    scorers = list(summary["results"])
-    names = list(summary["perturbations"])
-    if not scorers or not names:
-        return None
-    margins = summary.get("median_abs_margin") or {}
-    with_pairs = any(v for v in margins.values())
-    fig, axes = plt.subplots(1, 2 if with_pairs else 1, figsize=(13 if with_pairs else 8, 4.2), squeeze=False)
-    width = 0.8 / len(scorers)
-    x = np.arange(len(names))
-    labels = [f"{n}\n({summary['perturbations'][n]['kind']})" for n in names]
-    ax = axes[0][0]
-    for i, s in enumerate(scorers):
-        effects = [summary["results"][s][n] for n in names]
-        share = np.array([e["share_rises"] if e["n"] else np.nan for e in effects], dtype=float)
-        lo = np.array([e["share_rises"] - e["ci"][0] if e["n"] else 0 for e in effects], dtype=float)
-        hi = np.array([e["ci"][1] - e["share_rises"] if e["n"] else 0 for e in effects], dtype=float)
-        ax.bar(x + (i - (len(scorers) - 1) / 2) * width, share, width, yerr=[lo, hi], capsize=2, label=s)
-    ax.axhline(0.5, color="grey", lw=1, ls="--")
-    ax.set_ylim(0, 1.05)
-    ax.set_ylabel("share of responses whose reward rises (95% CI)")
-    ax.set_xticks(x, labels, rotation=35, ha="right", fontsize=8)
-    ax.legend(fontsize=8)
-    ax.set_title(f"{summary.get('input')}: {summary.get('responses')} responses", fontsize=9)
-    if with_pairs:
-        ax = axes[0][1]
-        for i, s in enumerate(scorers):
-            values = [summary["results"][s][n]["median_change_margins"] for n in names]
-            values = np.array([np.nan if v is None else v for v in values], dtype=float)
-            ax.bar(x + (i - (len(scorers) - 1) / 2) * width, values, width, label=s)
-        ax.axhline(0, color="grey", lw=1)
-        ax.set_ylabel("median change / median |chosen − rejected|")
-        ax.set_xticks(x, labels, rotation=35, ha="right", fontsize=8)
-        ax.set_title("median reward change in margin units", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def around_change(before: str, after: str, context: int = 60) -> tuple[str, str]:
-    """Both texts cut to where they differ (``context`` characters either side), so an edit at the end of a long
-    response shows in a table cell."""
-    start = 0
-    while start < min(len(before), len(after)) and before[start] == after[start]:
-        start += 1
-    end = 0
-    while end < min(len(before), len(after)) - start and before[-1 - end] == after[-1 - end]:
-        end += 1
-
-    def cut(text: str) -> str:
-        lo, hi = max(0, start - context), min(len(text), len(text) - end + context)
-        if hi - lo > 4 * context:  # a long middle (a rewrite): its start and its end
-            middle = text[lo : lo + 2 * context] + " ... " + text[hi - context : hi]
-        else:
-            middle = text[lo:hi]
-        words = middle.split()
-        if lo and len(words) > 1:  # whole words only
-            words = words[1:]
-        if hi < len(text) and len(words) > 1:
-            words = words[:-1]
-        return ("... " if lo else "") + " ".join(words) + (" ..." if hi < len(text) else "")
-
-    return cut(before), cut(after)
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|")
-
-
-def write_audit_report(out_dir: Path, summary: dict, examples: dict[str, list[dict]]) -> Path:
-    """report.md (+ audit.png) of an audit run."""
-    out_dir = Path(out_dir)
-    lines = [
-        f"# flr audit: {summary['input']}",
-        "",
-        f"- {summary['responses']} responses from {summary['records']} records ({summary['kind']}; "
-        f"{summary['pairs']} labelled pairs); model: `{summary.get('model')}`; scorers: {', '.join(summary['scorers'])}",
-        f"- {provenance_text(summary)}",
-        f"- {variant_text(summary)}",
-        "",
-    ]
-    tables = markdown_tables(summary)
-    if plot_audit(summary, out_dir / PLOT_FILE):  # after the first table: the shares, then the same as bars
-        at = next((i for i, line in enumerate(tables) if line.startswith("## Median")), len(tables))
-        tables[at:at] = [f"![audit]({PLOT_FILE})", ""]
-    lines += tables
-    lines += [
-        "## Examples",
-        "",
-        "The first edited response of each perturbation, around the edit, and each scorer's change.",
-        "",
-        "| perturbation | what it does | before | after | reward change |",
-        "|---|---|---|---|---|",
-    ]
-    for name, info in summary["perturbations"].items():
-        items = examples.get(name) or []
-        if items:
-            e = items[0]
-            before, after = around_change(e["before"], e["after"])
-            changes = ", ".join(f"{s} {_number(v)}" for s, v in e["changes"].items())
-        else:
-            before = after = changes = "–"
-        lines.append(f"| {name} | {_cell(info['description'])} | {_cell(before)} | {_cell(after)} | {changes} |")
-    lines.append("")
-    path = out_dir / "report.md"
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path

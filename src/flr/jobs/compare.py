@@ -32,10 +32,10 @@ from flr.errors import FLRError, InputError
 from flr.eval.metrics import bootstrap_ci, length_controlled_win_rate, paired_difference, surface_drift, win_rate
 from flr.jobs.generate import PromptConfig, SamplingConfig, generate, load_prompts
 from flr.kernel.models import ModelConfig, load_model, model_name
-from flr.patterns import pattern_report, pattern_section
+from flr.patterns import pattern_report
 from flr.records import COMPARE_FILE, read_jsonl, read_records, write_jsonl
 from flr.records.provenance import write_summary
-from flr.reports.html import compare_page
+from flr.reports.compare import write_compare_report
 from flr.scorers import ScorerConfig, build_scorer
 from flr.scorers.cache import cached_scores
 
@@ -211,7 +211,7 @@ def reference_likelihood(cfg: CompareConfig, prompts: Sequence[dict], references
     return out
 
 
-# -- metrics and report -------------------------------------------------------------------------------------
+# -- metrics ---------------------------------------------------------------------------------------------
 
 
 def summarize(rows: Sequence[dict], *, n_resamples: int = 1000, seed: int = 0) -> dict:
@@ -251,112 +251,22 @@ def summarize(rows: Sequence[dict], *, n_resamples: int = 1000, seed: int = 0) -
     return out
 
 
-def _fmt_ci(value: float, ci: Sequence[float]) -> str:
-    return f"{100 * value:.1f}% [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
-
-
-def write_report(path: str | Path, summary: dict, judge: dict, base: str, candidate: str) -> None:
-    m = summary["metrics"]
-    lines = [
-        f"# flr compare: {candidate} vs {base}",
-        "",
-        f"Judge: `{judge.get('judge')}`" + (f" ({judge['model']})" if judge.get("model") else ""),
-        "",
-        "| metric | value |",
-        "|---|---|",
-        f"| prompts | {m['n']} |",
-        f"| win rate (ties = 1/2), 95% CI | {_fmt_ci(m['win_rate'], m['win_rate_ci'])} |",
-        f"| length-controlled win rate (flr's simplified GLM, not AlpacaEval 2's), bootstrap 95% CI | "
-        f"{_fmt_ci(m['lc_win_rate'], m['lc_win_rate_ci'])} |",
-        f"| wins / ties / losses | {m['wins']} / {m['ties']} / {m['losses']} |",
-        f"| identical responses (ties by construction) | {m['identical']} |",
-        f"| mean length (chars), candidate / base | {m['mean_len_candidate']:.0f} / {m['mean_len_base']:.0f} |",
-    ]
-    if "mean_tokens_candidate" in m and "mean_tokens_base" in m:
-        lines.append(
-            f"| mean length (generated tokens), candidate / base | {m['mean_tokens_candidate']:.1f} / "
-            f"{m['mean_tokens_base']:.1f} |"
-        )
-    if "position_consistency" in m:
-        lines.append(f"| judge agrees with itself across orders | {100 * m['position_consistency']:.0f}% |")
-    lines += [
-        "",
-        "Win rate > 50% means the judge prefers the candidate. The length-controlled win rate removes the part of "
-        "the preference explained by the length difference: a logistic fit on tanh-scaled length differences only, "
-        "without AlpacaEval 2's per-instruction and per-model terms, so it is not comparable with AlpacaEval 2's "
-        "LC numbers.",
-        "",
-    ]
-    lines += drift_section(summary)
-    if "patterns" in summary:
-        lines += ["", *pattern_section(summary["patterns"], "Content-free patterns in the outputs")]
-    Path(path).write_text("\n".join(lines))
-
-
-def drift_section(summary: dict) -> list[str]:
-    """Report lines of the two judges without a judge model: surface drift and the reference likelihood."""
-    lines = []
-    if "drift" in summary:
-        lines += [
-            "",
-            "## Surface drift: candidate vs base answers to the same prompts",
-            "",
-            "| measure | base | candidate | difference [95% CI] |",
-            "|---|---|---|---|",
-        ]
-        for name, d in summary["drift"].items():
-            unit, scale = ("chars", 1) if name == "length" else ("% of answers", 100)
-            lines.append(
-                f"| {name} ({unit}) | {scale * d['base']:.1f} | {scale * d['candidate']:.1f} | "
-                f"{scale * d['difference']:+.1f} [{scale * d['ci'][0]:+.1f}, {scale * d['ci'][1]:+.1f}] |"
-            )
-    if "reference_likelihood" in summary:
-        r = summary["reference_likelihood"]
-        lines += [
-            "",
-            "## Reference likelihood",
-            "",
-            f"Mean per-token log-likelihood of the reference answers (`{summary.get('reference_field')}`), "
-            f"{r['n']} prompts: base {r['base']:.4f}, candidate {r['candidate']:.4f}; gain "
-            f"{r['difference']:+.4f} nats/token [95% CI {r['ci'][0]:+.4f}, {r['ci'][1]:+.4f}]; the candidate finds "
-            f"the reference more likely on {100 * r['candidate_higher']:.0f}% of prompts.",
-        ]
-    return lines
-
-
-def plot_compare(path: str | Path, rows: list[dict], summary: dict, base: str, candidate: str) -> Path:
-    """compare.png: wins / ties / losses with the win rate and its CI, and the judge's margin against the length
-    difference of each pair (a judge that only rewards length draws a line)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    m = summary["metrics"]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
-    left.bar(
-        ["wins", "ties", "losses"], [m["wins"], m["ties"], m["losses"]], color=["tab:green", "tab:gray", "tab:red"]
-    )
-    low, high = m["win_rate_ci"]
-    left.set_title(f"win rate {100 * m['win_rate']:.1f}% [{100 * low:.1f}, {100 * high:.1f}], n={m['n']}", fontsize=9)
-    left.set_ylabel("prompts")
-    dl = [r["len_candidate"] - r["len_base"] for r in rows]
-    margin = [r["score_candidate"] - r["score_base"] for r in rows]
-    colors = ["tab:green" if r["preference"] == 1 else "tab:red" if r["preference"] == 0 else "tab:gray" for r in rows]
-    right.scatter(dl, margin, c=colors, s=14)
-    right.axhline(0, color="grey", lw=0.8)
-    right.axvline(0, color="grey", lw=0.8)
-    right.set_xlabel("length difference, candidate - base (chars)")
-    right.set_ylabel("judge margin, candidate - base")
-    right.set_title(f"judge: {summary['judge'].get('judge')}", fontsize=9)
-    fig.suptitle(f"{candidate} vs {base}", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
-
-
 # -- the command's work -------------------------------------------------------------------------------------
+
+
+def generate_both(cfg: CompareConfig, prompts: list[dict], sampling: SamplingConfig, *, progress: bool = True):
+    """Each policy's answer (resumable, ``generations_<role>.jsonl``) and its generated token count, per prompt id:
+    ``({role: {id: text}}, {role: {id: tokens}})``."""
+    responses, tokens = {}, {}
+    for role, spec in (("base", cfg.base), ("candidate", cfg.candidate)):
+        path = Path(cfg.output_dir) / f"generations_{role}.jsonl"
+        generate(
+            prompts, path, ModelConfig(model=spec, device=cfg.device, dtype=cfg.dtype), sampling, progress=progress
+        )
+        generated = read_jsonl(path)
+        responses[role] = {r["id"]: r["candidates"][0] for r in generated}
+        tokens[role] = {r["id"]: (r.get("num_tokens") or [None])[0] for r in generated}  # generate counts them
+    return responses, tokens
 
 
 def run(
@@ -377,15 +287,7 @@ def run(
     out = Path(cfg.output_dir)
     prompts = load_prompts(prompt_cfg, sampling.system_prompt)
     references = load_references(prompt_cfg, prompts, cfg.reference_field) if cfg.reference_field else None
-    responses, tokens = {}, {}
-    for role, spec in (("base", cfg.base), ("candidate", cfg.candidate)):
-        path = out / f"generations_{role}.jsonl"
-        generate(
-            prompts, path, ModelConfig(model=spec, device=cfg.device, dtype=cfg.dtype), sampling, progress=progress
-        )
-        generated = read_jsonl(path)
-        responses[role] = {r["id"]: r["candidates"][0] for r in generated}
-        tokens[role] = {r["id"]: (r.get("num_tokens") or [None])[0] for r in generated}  # generate counts them
+    responses, tokens = generate_both(cfg, prompts, sampling, progress=progress)
     judge = judge or make_judge(cfg, flr_config)
     cands = [responses["candidate"][p["id"]] for p in prompts]
     bases = [responses["base"][p["id"]] for p in prompts]
@@ -420,43 +322,5 @@ def run(
         write_jsonl(out / REFERENCE_FILE, [{"id": p["id"], **v} for p, v in zip(prompts, gains.pop("per_prompt"))])
         summary["reference_likelihood"] = gains
     summary = write_summary(out, summary, cfg, prompt_cfg, sampling, flr_config)
-    write_report(out / "report.md", summary, summary["judge"], cfg.base, cfg.candidate)
-    write_leaderboard(out / "leaderboard.csv", rows, cfg.candidate)
-    write_examples(out / "examples.md", rows)
-    plot_compare(out / "compare.png", rows, summary, cfg.base, cfg.candidate)
-    compare_page(out, summary, rows)  # report.html: the tables, the plot and the pairs
+    write_compare_report(out, summary, rows)  # report.md, report.html, compare.png, leaderboard.csv, examples.md
     return summary
-
-
-def write_leaderboard(path: str | Path, rows: list[dict], name: str) -> None:
-    """alpaca_eval's leaderboard columns, in percent: win_rate and its standard error, wins, draws, losses,
-    flr's length-controlled win rate (a simplified GLM: preference on the tanh-scaled length difference only,
-    without alpaca_eval's per-instruction difficulty term; not AlpacaEval 2's number), mean output length."""
-    import csv
-
-    prefs = np.array([r["preference"] for r in rows], dtype=float)
-    n = len(prefs)
-    se = float(prefs.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
-    lc = length_controlled_win_rate(prefs, [r["len_candidate"] for r in rows], [r["len_base"] for r in rows])
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["", "win_rate", "standard_error", "n_wins", "n_draws", "n_losses", "n_total",
-                         "length_controlled_winrate", "avg_length"])  # fmt: skip
-        writer.writerow([
-            name, 100 * float(prefs.mean()) if n else float("nan"), 100 * se, int(np.sum(prefs == 1)),
-            int(np.sum(prefs == 0.5)), int(np.sum(prefs == 0)), n, 100 * lc,
-            float(np.mean([r["len_candidate"] for r in rows])) if n else float("nan"),
-        ])  # fmt: skip
-
-
-def write_examples(path: str | Path, rows: list[dict], per_kind: int = 3) -> None:
-    """A few pairs the judge preferred each way, to read rather than trust the number."""
-    lines = ["# Example pairs", ""]
-    for title, want in (("Candidate preferred", 1.0), ("Base preferred", 0.0), ("Ties", 0.5)):
-        picked = [r for r in rows if r["preference"] == want][:per_kind]
-        lines += [f"## {title} ({sum(r['preference'] == want for r in rows)} in all)", ""]
-        for r in picked:
-            prompt = r["prompt"] if isinstance(r["prompt"], str) else r["prompt"][-1]["content"]
-            lines += [f"**Prompt** ({r['id']}): {prompt[:500]}", "", f"**Candidate**: {r['candidate'][:800]}", "",
-                      f"**Base**: {r['base'][:800]}", "", "---", ""]  # fmt: skip
-    Path(path).write_text("\n".join(lines))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from flr.errors import FLRError, InputError
 from flr.kernel.models import ModelConfig
-from flr.records import read_jsonl, read_records, record_id, write_jsonl
+from flr.records import conversation_text, read_jsonl, read_records, record_id, write_jsonl
 
 # third person -> what the user would say to the assistant; the order matters (longest first)
 _PERSON = [
@@ -62,8 +62,7 @@ REWRITE_CONTEXT_CHARS = 2000  # prompt and response are cut to this many charact
 
 def rewrite_prompt(prompt, response: str, critique: str) -> list[dict]:
     """The conversation sent to the rewriting model (see :data:`REWRITE_PROMPT`)."""
-    if not isinstance(prompt, str):
-        prompt = "\n".join(f"{m['role']}: {m['content']}" for m in prompt)
+    prompt = conversation_text(prompt)
     text = REWRITE_PROMPT.format(
         prompt=prompt[:REWRITE_CONTEXT_CHARS], response=response[:REWRITE_CONTEXT_CHARS], critique=critique.strip()
     )

@@ -37,7 +37,7 @@ from flr.patterns import style_matrix
 from flr.records import write_json, write_jsonl
 from flr.records.provenance import write_summary
 from flr.reports.browser import pair_browser
-from flr.scorers.cache import open_cache, score_with_cache, text_key
+from flr.scorers.cache import open_cache, score_with_cache, text_key, unique_requests
 from flr.scorers.debias import DEBIAS_HELP, STYLE_HELP, check_mode, debias_requests
 
 logger = logging.getLogger(__name__)
@@ -137,18 +137,57 @@ class EvalConfig:
             raise FLRError(f"--length-unit must be chars or tokens, got {self.length_unit!r}")
 
 
-def _requests(kind: str, records: list[dict]) -> list[tuple]:
-    """The unique (prompt, response) pairs a benchmark needs scored."""
-    pairs = []
-    for r in records:
-        if kind == "pairwise":
-            pairs += [(r["prompt"], r["chosen"]), (r["prompt"], r["rejected"])]
-        else:
-            pairs.append((r["prompt"], r["response"]))
-    unique = {}
-    for prompt, response in pairs:
-        unique.setdefault(text_key(prompt, response), (prompt, response))
-    return list(unique.items())
+@dataclass
+class PreparedBenchmark:
+    """One benchmark of a run, read and checked before any model loads: its name as given, the label of its
+    output files, its kind, its records and, for a system benchmark, its targets."""
+
+    name: str
+    label: str
+    kind: str
+    records: builtins.list[dict]
+    targets: dict | None = None
+
+
+def prepare(config: EvalConfig) -> builtins.list[PreparedBenchmark]:
+    """Every benchmark of ``config`` read once: registered ones loaded from the data folder, every record of a user
+    file checked (file, line and field named), output labels made unique. ``flr eval`` calls it before any model
+    loads and passes the result to :func:`run_eval`."""
+    prepared: builtins.list[PreparedBenchmark] = []
+    for name in config.benchmarks:
+        kind, records = benchmark_records(name, config.data_dir, config.limit, config.seed, config.split)
+        if not records:
+            raise FLRError(f"benchmark '{name}' has no records")
+        label = _label(name, {b.label for b in prepared})
+        targets = load_targets(name, config.data_dir) if kind == "system" else None
+        prepared.append(PreparedBenchmark(name, label, kind, records, targets))
+    return prepared
+
+
+def _label(name: str, taken: set[str]) -> str:
+    """The stem of a file (two folder levels for a/x.jsonl beside b/x.jsonl) or a registered name, unique."""
+    label = Path(name).stem if name not in BENCHMARKS else name
+    if label in taken and name not in BENCHMARKS:
+        label = "_".join(Path(name).with_suffix("").parts[-2:])
+    if label in taken:
+        raise FLRError(f"benchmark '{name}' is given twice")
+    return label
+
+
+def responses_of(kind: str, record: dict) -> builtins.list[tuple]:
+    """The (prompt, response) pairs one benchmark record needs scored."""
+    if kind == "pairwise":
+        return [(record["prompt"], record["chosen"]), (record["prompt"], record["rejected"])]
+    return [(record["prompt"], record["response"])]
+
+
+def _requests(kind: str, records: builtins.list[dict]) -> builtins.list[tuple]:
+    """The unique (prompt, response) pairs a benchmark needs scored, with their cache keys."""
+    return unique_requests(pair for r in records for pair in responses_of(kind, r))
+
+
+def _rewards(table: dict, records: builtins.list[dict], side: str) -> builtins.list[float]:
+    return [table[text_key(r["prompt"], r[side])].reward for r in records]
 
 
 def evaluate_benchmark(
@@ -160,72 +199,84 @@ def evaluate_benchmark(
     the length baseline and the signal beyond length (:func:`flr.eval.metrics.length_control_report`); for
     ratings and systems, the Spearman correlation controlling for length. ``length_of`` measures a response.
     """
-    rows = []
-    metrics = {}
+    rows = [{k: r[k] for k in ("id", "subset", "model") if k in r} for r in records]
     if kind == "pairwise":
-        len_c = [length_of(r["chosen"]) for r in records]
-        len_r = [length_of(r["rejected"]) for r in records]
-        matched = length_matched(len_c, len_r, length_ratio)
-        style_c = style_matrix([r["chosen"] for r in records], len_c)
-        style_r = style_matrix([r["rejected"] for r in records], len_r)
-    for name, table in scores.items():
-
-        def reward(prompt, response, table=table):
-            return table[text_key(prompt, response)].reward
-
-        if kind == "pairwise":
-            chosen = [reward(r["prompt"], r["chosen"]) for r in records]
-            rejected = [reward(r["prompt"], r["rejected"]) for r in records]
-            metrics[name] = pairwise_report(chosen, rejected, [r.get("subset", "all") for r in records], seed=seed)
-            metrics[name]["length_control"] = length_control_report(
-                chosen,
-                rejected,
-                len_c,
-                len_r,
-                ratio=length_ratio,
-                seed=seed,
-                style_chosen=style_c,
-                style_rejected=style_r,
-            )
-            categories = _category_accuracy(records, table)
-            if categories:
-                metrics[name]["categories"] = categories
-        elif kind == "rating":
-            values = [reward(r["prompt"], r["response"]) for r in records]
-            ratings = [float(r["rating"]) for r in records]
-            metrics[name] = rating_correlations(values, ratings)
-            lengths = [length_of(r["response"]) for r in records]
-            metrics[name]["length_control"] = {"partial_spearman": partial_spearman(values, ratings, lengths)}
-        else:
-            per_model, model_lengths = defaultdict(list), defaultdict(list)
-            for r in records:
-                per_model[r["model"]].append(reward(r["prompt"], r["response"]))
-                model_lengths[r["model"]].append(length_of(r["response"]))
-            means = {m: float(np.mean(v)) for m, v in per_model.items()}
-            mean_lengths = {m: float(np.mean(v)) for m, v in model_lengths.items()}
-            metrics[name] = {"model_means": means, "model_mean_lengths": mean_lengths}
-            for target in sorted({t for v in (targets or {}).values() for t in v}):
-                values = {m: v[target] for m, v in targets.items() if target in v}
-                metrics[name][target] = system_correlations(means, values)
-                models = metrics[name][target]["models"]
-                metrics[name][target]["partial_spearman_length"] = partial_spearman(
-                    [means[m] for m in models], [values[m] for m in models], [mean_lengths[m] for m in models]
-                )
-    for i, r in enumerate(records):
-        row = {k: r[k] for k in ("id", "subset", "model") if k in r}
-        if kind == "pairwise":
-            row["lengths"] = {"chosen": len_c[i], "rejected": len_r[i]}
-            row["style"] = {"chosen": style_c[i].tolist(), "rejected": style_r[i].tolist()}
-            row["length_matched"] = bool(matched[i])
-        for name, table in scores.items():
-            if kind == "pairwise":
-                c = table[text_key(r["prompt"], r["chosen"])].reward
-                j = table[text_key(r["prompt"], r["rejected"])].reward
-                row[name] = {"chosen": c, "rejected": j, "correct": bool(c > j)}
-            else:
-                row[name] = table[text_key(r["prompt"], r["response"])].reward
-        rows.append(row)
+        metrics = _pairwise_metrics(records, scores, rows, seed, length_ratio, length_of)
+    elif kind == "rating":
+        metrics = _rating_metrics(records, scores, rows, length_of)
+    else:
+        metrics = _system_metrics(records, scores, rows, targets, length_of)
     return rows, metrics
+
+
+def _pairwise_metrics(records, scores, rows, seed, ratio, length_of) -> dict:
+    """Each scorer's pairwise metrics; fills ``rows`` with lengths, style, length match and every scorer's pair."""
+    len_c = [length_of(r["chosen"]) for r in records]
+    len_r = [length_of(r["rejected"]) for r in records]
+    matched = length_matched(len_c, len_r, ratio)
+    style_c = style_matrix([r["chosen"] for r in records], len_c)
+    style_r = style_matrix([r["rejected"] for r in records], len_r)
+    for i, row in enumerate(rows):
+        row.update(
+            lengths={"chosen": len_c[i], "rejected": len_r[i]},
+            style={"chosen": style_c[i].tolist(), "rejected": style_r[i].tolist()},
+            length_matched=bool(matched[i]),
+        )
+    subsets = [r.get("subset", "all") for r in records]
+    metrics = {}
+    for name, table in scores.items():
+        chosen, rejected = _rewards(table, records, "chosen"), _rewards(table, records, "rejected")
+        metrics[name] = pairwise_report(chosen, rejected, subsets, seed=seed)
+        metrics[name]["length_control"] = length_control_report(
+            chosen, rejected, len_c, len_r, ratio=ratio, seed=seed, style_chosen=style_c, style_rejected=style_r
+        )
+        categories = _category_accuracy(records, table)
+        if categories:
+            metrics[name]["categories"] = categories
+        for row, c, j in zip(rows, chosen, rejected):
+            row[name] = {"chosen": c, "rejected": j, "correct": bool(c > j)}
+    return metrics
+
+
+def _rating_metrics(records, scores, rows, length_of) -> dict:
+    """Each scorer's correlations with the ratings (and controlling for length); fills ``rows`` with its rewards."""
+    ratings = [float(r["rating"]) for r in records]
+    lengths = [length_of(r["response"]) for r in records]
+    metrics = {}
+    for name, table in scores.items():
+        values = _rewards(table, records, "response")
+        metrics[name] = rating_correlations(values, ratings)
+        metrics[name]["length_control"] = {"partial_spearman": partial_spearman(values, ratings, lengths)}
+        for row, value in zip(rows, values):
+            row[name] = value
+    return metrics
+
+
+def _system_metrics(records, scores, rows, targets, length_of) -> dict:
+    """Each scorer's per-model mean reward and its correlations with every target (and controlling for length);
+    fills ``rows`` with its rewards."""
+    model_lengths = defaultdict(list)
+    for r in records:
+        model_lengths[r["model"]].append(length_of(r["response"]))
+    mean_lengths = {m: float(np.mean(v)) for m, v in model_lengths.items()}
+    metrics = {}
+    for name, table in scores.items():
+        values = _rewards(table, records, "response")
+        per_model = defaultdict(list)
+        for r, value in zip(records, values):
+            per_model[r["model"]].append(value)
+        means = {m: float(np.mean(v)) for m, v in per_model.items()}
+        metrics[name] = {"model_means": means, "model_mean_lengths": mean_lengths}
+        for target in sorted({t for v in (targets or {}).values() for t in v}):
+            values_of = {m: v[target] for m, v in targets.items() if target in v}
+            metrics[name][target] = system_correlations(means, values_of)
+            models = metrics[name][target]["models"]
+            metrics[name][target]["partial_spearman_length"] = partial_spearman(
+                [means[m] for m in models], [values_of[m] for m in models], [mean_lengths[m] for m in models]
+            )
+        for row, value in zip(rows, values):
+            row[name] = value
+    return metrics
 
 
 def debiased(scores: dict[str, dict], requests: list[tuple], config: EvalConfig, length_of) -> dict[str, dict]:
@@ -282,39 +333,17 @@ def _category_accuracy(records: list[dict], table: dict) -> dict[str, float]:
     return out
 
 
-def run_eval(
-    config: EvalConfig,
-    scorers: dict,
-    *,
-    model_name: str | None = None,
-    extra: dict | None = None,
-    configs=(),
-    length_of=None,
-) -> dict:
-    """Evaluate ``scorers`` (name -> scorer) on ``config.benchmarks``; writes and returns the summary (with
-    ``configs``, e.g. the scorer and model settings, in its provenance). ``length_of`` measures a response for the
-    length-controlled metrics (default: characters)."""
-    out = Path(config.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    results = {}
-    pairwise_rows = {}
-    browsed, browser = {}, None  # pairwise benchmarks' records and rows, for report.html's pair browser
-    length_of = length_of or len
+def _score_benchmarks(config: EvalConfig, scorers: dict, benchmarks, out: Path, length_of):
+    """Score and evaluate each benchmark, writing its per-example rows (and RewardBench's files); returns (results
+    by label, pairwise rows by label, report.html's pair browser or None)."""
+    results, pairwise_rows, browsed, browser = {}, {}, {}, None  # browsed: records and rows, for the browser
     with open_cache(config.cache, scorers.values()) as cache:
-        for name in config.benchmarks:
-            kind, records = benchmark_records(name, config.data_dir, config.limit, config.seed, config.split)
-            if not records:
-                raise FLRError(f"benchmark '{name}' has no records")
+        for bench in benchmarks:
+            label, kind, records, targets = bench.label, bench.kind, bench.records, bench.targets
             requests = _requests(kind, records)
-            label = Path(name).stem if name not in BENCHMARKS else name
-            if label in results:  # a/x.jsonl and b/x.jsonl: keep both
-                label = "_".join(Path(name).with_suffix("").parts[-2:]) if name not in BENCHMARKS else label
-            if label in results:
-                raise FLRError(f"benchmark '{name}' is given twice")
             scores = {s: score_with_cache(scorer, requests, cache, f"{label} [{s}]") for s, scorer in scorers.items()}
             if config.length_debias != "none" or config.style_debias != "none":
                 scores = {**scores, **debiased(scores, requests, config, length_of)}
-            targets = load_targets(name, config.data_dir) if kind == "system" else None
             rows, metrics = evaluate_benchmark(
                 kind, records, scores, targets, seed=config.seed, length_ratio=config.length_ratio, length_of=length_of
             )
@@ -324,7 +353,7 @@ def run_eval(
                 browsed[label] = (records, rows)
             if config.rewardbench and kind == "pairwise":
                 write_rewardbench(out / "rewardbench" / label, rows, metrics, scorers)
-            results[label] = {"kind": kind, "n": len(records), "source": name, "scorers": metrics}
+            results[label] = {"kind": kind, "n": len(records), "source": bench.name, "scorers": metrics}
             if targets is not None:
                 results[label]["targets"] = targets
         if browsed and config.html_pairs:  # while the cache is open: FLR's explanations come from it
@@ -336,6 +365,28 @@ def run_eval(
                 length_ratio=config.length_ratio,
                 length_unit=config.length_unit,
             )
+    return results, pairwise_rows, browser
+
+
+def run_eval(
+    config: EvalConfig,
+    scorers: dict,
+    *,
+    model_name: str | None = None,
+    extra: dict | None = None,
+    configs=(),
+    length_of=None,
+    benchmarks: builtins.list[PreparedBenchmark] | None = None,
+) -> dict:
+    """Evaluate ``scorers`` (name -> scorer) on ``config.benchmarks``; writes and returns the summary (with
+    ``configs``, e.g. the scorer and model settings, in its provenance). ``length_of`` measures a response for the
+    length-controlled metrics (default: characters). ``benchmarks``: what :func:`prepare` read (default: read
+    here)."""
+    benchmarks = prepare(config) if benchmarks is None else benchmarks
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    length_of = length_of or len
+    results, pairwise_rows, browser = _score_benchmarks(config, scorers, benchmarks, out, length_of)
     registered = [r["source"] for r in results.values() if r["source"] in BENCHMARKS and r["source"] != "demo"]
     summary = {
         "model": model_name,
@@ -361,11 +412,9 @@ def run_eval(
         **(extra or {}),
     }
     summary = write_summary(out, summary, config, *configs)
-    from flr.reports.html import eval_page
     from flr.reports.markdown import write_report
 
-    write_report(out, [summary])
-    eval_page(out, summary, browser)
+    write_report(out, [summary], browser=browser)  # report.md and report.html, from one document
     return summary
 
 

@@ -73,6 +73,10 @@ class SelectConfig:
 
         if self.top < 1:
             raise FLRError(f"--top must be at least 1, got {self.top}")
+        if self.limit is not None and self.limit < 1:
+            raise FLRError(f"--limit must be at least 1, got {self.limit}")
+        if not self.length_ratio > 1:
+            raise FLRError(f"--length-ratio must be greater than 1, got {self.length_ratio}")
         if self.rank_on not in RANK_ON:
             raise FLRError(f"--rank-on must be one of {', '.join(RANK_ON)}, got {self.rank_on!r}")
         if not 0 <= self.robust_drop < 1:
@@ -118,6 +122,12 @@ class FitConfig:
         metadata={"help": "The weighted follow-up set (YAML).", "aliases": ["-o"]},
     )
 
+    def __post_init__(self):
+        if not split_list(self.benchmarks):
+            raise FLRError("give --benchmarks: pairwise benchmark names or {prompt, chosen, rejected} files")
+        if self.limit is not None and self.limit < 1:
+            raise FLRError(f"--limit must be at least 1, got {self.limit}")
+
 
 def labelled_pairs(name: str, data_dir: str | None, limit: int | None, seed: int, needs: str) -> list[dict]:
     """The ``{prompt, chosen, rejected}`` records of a benchmark or file; FLRError (saying it ``needs`` them)
@@ -144,8 +154,6 @@ def run_select(
         config.seed,
         "selection needs pairwise {prompt, chosen, rejected} data",
     )
-    if not config.length_ratio > 1:
-        raise FLRError(f"--length-ratio must be greater than 1, got {config.length_ratio}")
     lengths = [len(r["chosen"]) for r in records], [len(r["rejected"]) for r in records]
     if config.rank_on != "all" and not length_matched(*lengths, config.length_ratio).any():
         raise FLRError(
@@ -188,8 +196,6 @@ def run_fit(
     Returns ``{"output", "fit", "stats"}``: the path, the ``fit`` record as written and the unrounded statistics of
     :func:`flr.followups.fitting.fit_weights`."""
     names = split_list(config.benchmarks)
-    if not names:
-        raise FLRError("give --benchmarks: pairwise benchmark names or {prompt, chosen, rejected} files")
     fset = load_followups(flr_config.followups).select(flr_config.categories)
     if fset.weighted:
         raise FLRError(f"{flr_config.followups}: already weighted; fit on an unweighted follow-up set")

@@ -13,16 +13,14 @@ Sampling is reproducible for a given seed: each batch of prompts is seeded from 
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 from flr.errors import FLRError, InputError
+from flr.hashing import text_digest
 from flr.kernel.chat import ChatRenderer
 from flr.kernel.models import ModelConfig, adapter_base, is_adapter_dir, load_model, resolve_spec
 from flr.records import CANDIDATES_FILE, ResumableWriter, prompt_messages, read_records, record_id
@@ -76,6 +74,13 @@ class SamplingConfig:
         },
     )
 
+    def __post_init__(self):
+        for name in ("k", "max_new_tokens", "generation_batch_size"):
+            if getattr(self, name) < 1:
+                raise FLRError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.backend not in ("auto", "transformers", "vllm"):
+            raise FLRError(f"--backend must be auto, transformers or vllm, got {self.backend!r}")
+
 
 @dataclass
 class GenerateConfig:
@@ -115,7 +120,7 @@ def load_prompts(cfg: PromptConfig, system_prompt: str | None = None) -> list[di
 
 
 def _seed_of(seed: int, key: str) -> int:
-    return int(hashlib.sha256(f"{seed}:{key}".encode()).hexdigest()[:8], 16)
+    return int(text_digest(f"{seed}:{key}", length=8), 16)
 
 
 def _eos_ids(model, tokenizer) -> set[int]:
@@ -142,8 +147,15 @@ class TransformersSampler:
             return {"do_sample": False}
         return {"do_sample": True, "temperature": s.temperature, "top_p": s.top_p, "top_k": 0}
 
-    @torch.inference_mode()
     def sample(self, batch: Sequence[dict]) -> list[dict]:
+        import torch
+
+        with torch.inference_mode():
+            return self._sample(batch)
+
+    def _sample(self, batch: Sequence[dict]) -> list[dict]:
+        import torch
+
         s, tok = self.sampling, self.tokenizer
         texts = [self.renderer.render(b["prompt"], add_generation_prompt=True) for b in batch]
         side, tok.padding_side = tok.padding_side, "left"
@@ -241,6 +253,8 @@ def make_sampler(spec: ModelConfig, sampling: SamplingConfig, model=None, tokeni
     if backend == "vllm" and not has_vllm:
         raise FLRError("--backend vllm needs vLLM: pip install 'flr[vllm]'")
     if backend == "auto":
+        import torch
+
         backend = "vllm" if has_vllm and torch.cuda.is_available() and model is None else "transformers"
     if backend == "vllm":
         return VLLMSampler(spec, sampling)
@@ -266,8 +280,6 @@ def generate(
     """
     from tqdm.auto import tqdm
 
-    if sampling.k < 1 or sampling.max_new_tokens < 1 or sampling.generation_batch_size < 1:
-        raise FLRError("--k, --max-new-tokens and --generation-batch-size must be at least 1")
     if sampling.temperature <= 0 and sampling.k > 1:
         logger.warning("greedy decoding (temperature 0) with k=%d gives identical candidates", sampling.k)
     Path(output).parent.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flr.errors import FLRError, InputError
+from flr.eval.metrics import ratio_of_lengths
 from flr.patterns import pattern_line, preference_patterns
 from flr.records import (
     CANDIDATES_FILE,
@@ -35,7 +36,7 @@ from flr.records import (
     record_id,
     write_jsonl,
 )
-from flr.scorers.base import BaseScorer
+from flr.scorers.base import BaseScorer, scorer_identity
 from flr.scorers.debias import DEBIAS_HELP, STYLE_HELP, check_mode, debias
 
 logger = logging.getLogger(__name__)
@@ -118,12 +119,21 @@ class MineConfig:
 
     def __post_init__(self):
         check_mode(self.length_debias, style=self.style_debias)
-        if not 0 < self.kto_fraction <= 0.5:  # here, not after scoring every candidate
-            raise FLRError(f"--kto-fraction must lie in (0, 0.5], got {self.kto_fraction}")
+        check_kto_fraction(self.kto_fraction)  # here, not after scoring every candidate
+        if self.format not in ("dpo", "kto"):
+            raise FLRError(f"--format must be dpo or kto, got {self.format!r}")
+        if self.unfinished not in ("drop", "keep"):
+            raise FLRError(f"--unfinished must be drop or keep, got {self.unfinished!r}")
         if self.length_band is not None and not self.length_band > 1:
             raise FLRError(f"--length-band must be greater than 1 (a ratio of lengths), got {self.length_band}")
         if self.length_band is not None and self.format != "dpo":
             raise FLRError("--length-band picks a pair: it applies to --format dpo only")
+
+
+def check_kto_fraction(fraction: float) -> None:
+    """KTO's desirable and undesirable shares must lie in (0, 0.5]: one error naming --kto-fraction."""
+    if not 0 < fraction <= 0.5:
+        raise FLRError(f"--kto-fraction must lie in (0, 0.5], got {fraction}")
 
 
 # -- pure selection --------------------------------------------------------------------------------------
@@ -178,11 +188,6 @@ def length_ratio(a: str, b: str) -> float:
     return ratio_of_lengths(len(a), len(b))
 
 
-def ratio_of_lengths(la: int, lb: int) -> float:
-    la, lb = max(1, la), max(1, lb)
-    return max(la, lb) / min(la, lb)
-
-
 def select_pair(
     candidates: Sequence[str], scores: Sequence[float], min_margin: float = 0.0, length_band: float | None = None
 ) -> Selection:
@@ -216,8 +221,7 @@ def select_unpaired(
 ) -> Selection:
     """Top ``fraction`` desirable, bottom ``fraction`` undesirable; shrinks both until every desirable candidate
     scores strictly above every undesirable one."""
-    if not 0 < fraction <= 0.5:
-        raise FLRError(f"--kto-fraction must lie in (0, 0.5], got {fraction}")
+    check_kto_fraction(fraction)
     ranked, margin, duplicates, reason = _ranked(candidates, scores, min_margin)
     if reason:
         return Selection([], [], margin, duplicates, reason)
@@ -246,15 +250,61 @@ def mine_rows(
 
     Candidates cut off at the generation limit (``finished`` false, as flr generate records) are left out of
     the selection with ``unfinished="drop"``; with ``"keep"`` they compete, and every mined row says whether its
-    responses were finished. ``length_band``, ``length_debias`` and ``style_debias``: see :class:`MineConfig`; the stats report the
-    mined pairs' lengths (:func:`length_summary`) and the share of prompts that yield a pair.
+    responses were finished. ``length_band``, ``length_debias`` and ``style_debias``: see :class:`MineConfig`
+    (which checks them all); the stats report the mined pairs' lengths (:func:`length_summary`) and the share of
+    prompts that yield a pair.
     """
-    if unfinished not in ("drop", "keep"):
-        raise FLRError(f"unfinished must be drop or keep, got '{unfinished}'")
-    if length_band is not None and fmt != "dpo":
-        raise FLRError("--length-band picks a pair: it applies to --format dpo only")
-    out, dropped, duplicates, margins, cut_off, lengths = [], Counter(), 0, [], 0, []
-    usable = []
+    cfg = MineConfig(
+        format=fmt,
+        min_margin=min_margin,
+        kto_fraction=kto_fraction,
+        unfinished=unfinished,
+        length_band=length_band,
+        length_debias=length_debias,
+        style_debias=style_debias,
+    )
+    return mine(rows, cfg)
+
+
+def mine(rows: Sequence[dict], cfg: MineConfig):
+    """:func:`mine_rows` with the selection settings of ``cfg`` (checked when it was made)."""
+    usable, cut_off = _selectable(rows, cfg.unfinished)
+    # the debiased rewards are fitted over every candidate that can be selected, so all rows are read first
+    selecting, debias_info = debiased_scores(
+        [u[0] for u in usable], [u[1] for u in usable], cfg.length_debias, style=cfg.style_debias
+    )
+    out, dropped, duplicates, margins = [], Counter(), 0, []
+    for row, (cands, scores, finished), by in zip(rows, usable, selecting):
+        if cfg.format == "dpo":
+            sel = select_pair(cands, by, cfg.min_margin, cfg.length_band)
+        else:
+            sel = select_unpaired(cands, by, cfg.min_margin, cfg.kto_fraction)
+        duplicates += sel.duplicates
+        if sel.reason:
+            dropped[sel.reason] += 1
+            continue
+        margins.append(sel.margin)
+        out += _mined(row, cands, scores, finished, by, sel, cfg.format, debiased=debias_info["mode"] != "none")
+    stats = {
+        "prompts": len(rows),
+        "kept_prompts": len(margins),
+        "rows": len(out),
+        "dropped": {r: dropped[r] for r in DROP_REASONS},
+        "duplicate_candidates": duplicates,
+        "unfinished_candidates": cut_off,
+        "unfinished": cfg.unfinished,
+        "mean_margin": sum(margins) / len(margins) if margins else float("nan"),
+        "yield": len(margins) / len(rows) if rows else None,  # share of prompts that still yield a pair
+        "length_band": cfg.length_band,
+        "length_debias": debias_info,
+        "length": _mined_lengths(out, cfg.format),
+    }
+    return out, stats
+
+
+def _selectable(rows: Sequence[dict], unfinished: str) -> tuple[list[tuple], int]:
+    """Per row, the (candidates, rewards, finished flags) that may be selected, and the count of cut-off ones."""
+    usable, cut_off = [], 0
     for row in rows:
         cands, scores = row["candidates"], row["rewards"]
         finished = row.get("finished") or [True] * len(cands)
@@ -263,76 +313,52 @@ def mine_rows(
             keep = [i for i, f in enumerate(finished) if f]
             cands, scores, finished = [cands[i] for i in keep], [scores[i] for i in keep], [True] * len(keep)
         usable.append((cands, scores, finished))
-    # the debiased rewards are fitted over every candidate that can be selected, so all rows are read first
-    selecting, debias_info = debiased_scores(
-        [u[0] for u in usable], [u[1] for u in usable], length_debias, style=style_debias
-    )
-    for row, (cands, scores, finished), by in zip(rows, usable, selecting):
-        if fmt == "dpo":
-            sel = select_pair(cands, by, min_margin, length_band)
-        else:
-            sel = select_unpaired(cands, by, min_margin, kto_fraction)
-        duplicates += sel.duplicates
-        if sel.reason:
-            dropped[sel.reason] += 1
-            continue
-        margins.append(sel.margin)
-        debiased = debias_info["mode"] != "none"
-        meta = {"k": len(cands), "policy": row.get("policy"), "seed": row.get("seed")}
-        if fmt == "dpo":
-            c, r = sel.positive[0], sel.negative[0]
-            lengths.append((len(cands[c]), len(cands[r])))
-            out.append(
-                {
-                    "id": row["id"],
-                    "prompt": row["prompt"],
-                    "chosen": _assistant(cands[c]),
-                    "rejected": _assistant(cands[r]),
-                    "chosen_score": scores[c],
-                    "rejected_score": scores[r],
-                    **({"chosen_debiased": by[c], "rejected_debiased": by[r]} if debiased else {}),
-                    "margin": sel.margin,
-                    **({} if all(finished) else {"chosen_finished": finished[c], "rejected_finished": finished[r]}),
-                    **meta,
-                }
-            )
-        else:
-            for label, idx in ((True, sel.positive), (False, sel.negative)):
-                for i in idx:
-                    out.append(
-                        {
-                            "id": f"{row['id']}:{i}",
-                            "prompt": row["prompt"],
-                            "completion": _assistant(cands[i]),
-                            "label": label,
-                            "score": scores[i],
-                            **({"debiased": by[i]} if debiased else {}),
-                            "margin": sel.margin,
-                            **({} if all(finished) else {"finished": finished[i]}),
-                            **meta,
-                        }
-                    )
-    stats = {
-        "prompts": len(rows),
-        "kept_prompts": len(margins),
-        "rows": len(out),
-        "dropped": {r: dropped[r] for r in DROP_REASONS},
-        "duplicate_candidates": duplicates,
-        "unfinished_candidates": cut_off,
-        "unfinished": unfinished,
-        "mean_margin": sum(margins) / len(margins) if margins else float("nan"),
-        "yield": len(margins) / len(rows) if rows else None,  # share of prompts that still yield a pair
-        "length_band": length_band,
-        "length_debias": debias_info,
-    }
+    return usable, cut_off
+
+
+def _mined(row: dict, cands, scores, finished, by, sel: Selection, fmt: str, *, debiased: bool) -> list[dict]:
+    """The TRL rows of one prompt's selection: one DPO pair, or KTO's desirable and undesirable rows."""
+    meta = {"k": len(cands), "policy": row.get("policy"), "seed": row.get("seed")}
     if fmt == "dpo":
-        stats["length"] = length_summary(lengths)
-    else:
-        stats["length"] = {
-            f"mean_chars_{kind}": _mean([len(r["completion"][0]["content"]) for r in out if r["label"] == label])
-            for kind, label in (("desirable", True), ("undesirable", False))
+        c, r = sel.positive[0], sel.negative[0]
+        pair = {
+            "id": row["id"],
+            "prompt": row["prompt"],
+            "chosen": _assistant(cands[c]),
+            "rejected": _assistant(cands[r]),
+            "chosen_score": scores[c],
+            "rejected_score": scores[r],
+            **({"chosen_debiased": by[c], "rejected_debiased": by[r]} if debiased else {}),
+            "margin": sel.margin,
+            **({} if all(finished) else {"chosen_finished": finished[c], "rejected_finished": finished[r]}),
+            **meta,
         }
-    return out, stats
+        return [pair]
+    return [
+        {
+            "id": f"{row['id']}:{i}",
+            "prompt": row["prompt"],
+            "completion": _assistant(cands[i]),
+            "label": label,
+            "score": scores[i],
+            **({"debiased": by[i]} if debiased else {}),
+            "margin": sel.margin,
+            **({} if all(finished) else {"finished": finished[i]}),
+            **meta,
+        }
+        for label, idx in ((True, sel.positive), (False, sel.negative))
+        for i in idx
+    ]
+
+
+def _mined_lengths(out: list[dict], fmt: str) -> dict:
+    """The mined rows' lengths: :func:`length_summary` of the pairs, or KTO's mean characters per label."""
+    if fmt == "dpo":
+        return length_summary([(len(r["chosen"][0]["content"]), len(r["rejected"][0]["content"])) for r in out])
+    return {
+        f"mean_chars_{kind}": _mean([len(r["completion"][0]["content"]) for r in out if r["label"] == label])
+        for kind, label in (("desirable", True), ("undesirable", False))
+    }
 
 
 def _mean(values) -> float | None:
@@ -489,16 +515,7 @@ def run(cfg: MineConfig, flr_config, model_config, *, scorer: BaseScorer | None 
         )
     out = Path(cfg.output_dir)
     scored = score_candidates(rows, scorer, out / SCORED_FILE, progress=progress)
-    mined, stats = mine_rows(
-        scored,
-        fmt=cfg.format,
-        min_margin=cfg.min_margin,
-        kto_fraction=cfg.kto_fraction,
-        unfinished=cfg.unfinished,
-        length_band=cfg.length_band,
-        length_debias=cfg.length_debias,
-        style_debias=cfg.style_debias,
-    )
+    mined, stats = mine(scored, cfg)
     output = out / MINED_FILES[cfg.format]
     write_jsonl(output, mined)
     # what DPO/KTO on these rows reinforces: content-free patterns on each side, and among all candidates
@@ -508,6 +525,6 @@ def run(cfg: MineConfig, flr_config, model_config, *, scorer: BaseScorer | None 
         "stats": stats,
         "patterns": patterns,
         "output": str(output),
-        "scorer": {**scorer.describe(), "fingerprint": scorer.fingerprint()},
+        "scorer": scorer_identity(scorer),
     }
     return write_summary(out, summary, cfg, flr_config, model_config)

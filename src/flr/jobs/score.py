@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 from flr.errors import FLRError, InputError
 from flr.hashing import content_fingerprint, content_keys
 from flr.records import ResumableWriter, read_records, to_scoring_input, write_jsonl
-from flr.scorers.base import BaseScorer
+from flr.scorers.base import BaseScorer, scorer_identity
 from flr.scorers.debias import DEBIAS_HELP, STYLE_HELP, check_mode, debias
 
 logger = logging.getLogger(__name__)
@@ -339,6 +339,4 @@ def _check_same_scorer(output: str, scorer: BaseScorer, key: str | None = None) 
         if before != scorer.fingerprint():
             raise FLRError(f"{output} was written with another scorer configuration ({meta}); choose another -o")
     meta.parent.mkdir(parents=True, exist_ok=True)
-    meta.write_text(
-        json.dumps({"fingerprint": scorer.fingerprint(), "run_key": key, **scorer.describe()}, indent=2) + "\n"
-    )
+    meta.write_text(json.dumps({"run_key": key, **scorer_identity(scorer)}, indent=2) + "\n")

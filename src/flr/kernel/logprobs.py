@@ -345,12 +345,7 @@ def packed_logprobs(
     CPU, where padding costs in full; none on a GPU).
     Results do not depend on any of these beyond float rounding.
     """
-    backbone, head, lm = split_lm(model)
-    device = next(model.parameters()).device
-    dtype = next(model.parameters()).dtype
-    token_budget = token_budget or default_token_budget(device)
-    if max_padding == "auto":
-        max_padding = CPU_MAX_PADDING if device.type == "cpu" else None
+    backbone, head, lm, device, dtype, token_budget, max_padding = _packed_setup(model, token_budget, max_padding)
     if compile:
         backbone = _compiled(backbone)
     out: list[list[torch.Tensor | None]] = [[None] * len(it.continuations) for it in items]
@@ -481,6 +476,40 @@ def packed_hidden(model, items: Sequence[ScoringItem]):
     return picked, targets, where, (head, lm)
 
 
+def _packed_setup(model, token_budget: int | None, max_padding: float | str | None):
+    """What both packed paths start from: the model's backbone, head and LM, its device and dtype, and the token
+    budget and padding cap resolved for that device."""
+    backbone, head, lm = split_lm(model)
+    device = next(model.parameters()).device
+    dtype = next(model.parameters()).dtype
+    token_budget = token_budget or default_token_budget(device)
+    if max_padding == "auto":
+        max_padding = CPU_MAX_PADDING if device.type == "cpu" else None
+    return backbone, head, lm, device, dtype, token_budget, max_padding
+
+
+def _plain_forward(model, seqs: list[list[int]], padding_side: str, device) -> tuple[torch.Tensor, list[int]]:
+    """The logits of one plain forward over token lists padded to the longest (on ``padding_side``, positions
+    counted from each list's first token), and where each list starts in its row: the batch both reference paths
+    run. Called under their inference mode."""
+    width = max(len(ids) for ids in seqs)
+    input_ids = torch.zeros(len(seqs), width, dtype=torch.long)
+    attention = torch.zeros(len(seqs), width, dtype=torch.long)
+    offsets = []
+    for b, ids in enumerate(seqs):
+        o = width - len(ids) if padding_side == "left" else 0
+        input_ids[b, o : o + len(ids)] = torch.tensor(ids)
+        attention[b, o : o + len(ids)] = 1
+        offsets.append(o)
+    position_ids = (attention.cumsum(-1) - 1).clamp(min=0)
+    logits = model(
+        input_ids=input_ids.to(device),
+        attention_mask=attention.to(device),
+        position_ids=position_ids.to(device),
+    ).logits
+    return logits, offsets
+
+
 @torch.inference_mode()
 def reference_logprobs(
     model, items: Sequence[ScoringItem], *, batch_size: int = 1, padding_side: str = "right"
@@ -491,21 +520,8 @@ def reference_logprobs(
     out: list[list[torch.Tensor | None]] = [[None] * len(it.continuations) for it in items]
     for s in range(0, len(seqs), batch_size):
         chunk = seqs[s : s + batch_size]
-        width = max(len(ids) for _, _, ids in chunk)
-        input_ids = torch.zeros(len(chunk), width, dtype=torch.long)
-        attention = torch.zeros(len(chunk), width, dtype=torch.long)
-        offsets = []
-        for b, (_, _, ids) in enumerate(chunk):
-            o = width - len(ids) if padding_side == "left" else 0
-            input_ids[b, o : o + len(ids)] = torch.tensor(ids)
-            attention[b, o : o + len(ids)] = 1
-            offsets.append(o)
-        position_ids = (attention.cumsum(-1) - 1).clamp(min=0)
-        logits = model(
-            input_ids=input_ids.to(device),
-            attention_mask=attention.to(device),
-            position_ids=position_ids.to(device),
-        ).logits.float()
+        logits, offsets = _plain_forward(model, [ids for _, _, ids in chunk], padding_side, device)
+        logits = logits.float()
         logprobs = torch.log_softmax(logits, dim=-1)
         del logits
         # pick the scored tokens on the device: only they travel back, not [batch, length, vocab]
@@ -605,12 +621,7 @@ def _packed_mean_logits(
     share_stem: int | None = SHARE_STEM,
     max_padding: float | str | None = "auto",
 ) -> None:
-    backbone, head, lm = split_lm(model)
-    device = next(model.parameters()).device
-    dtype = next(model.parameters()).dtype
-    token_budget = token_budget or default_token_budget(device)
-    if max_padding == "auto":
-        max_padding = CPU_MAX_PADDING if device.type == "cpu" else None
+    backbone, head, lm, device, dtype, token_budget, max_padding = _packed_setup(model, token_budget, max_padding)
     rows = _plan_rows(items, max_row_tokens=max(token_budget, 1), share_stem=share_stem)
 
     def run(batch_rows: list[_Row]) -> None:
@@ -635,21 +646,8 @@ def _reference_mean_logits(model, items: list[ScoringItem], wanted, out, batch_s
     ]
     for s in range(0, len(seqs), batch_size):
         chunk = seqs[s : s + batch_size]
-        width = max(len(ids) for _, _, ids in chunk)
-        input_ids = torch.zeros(len(chunk), width, dtype=torch.long)
-        attention = torch.zeros(len(chunk), width, dtype=torch.long)
-        last = []
-        for b, (_, _, ids) in enumerate(chunk):
-            o = width - len(ids) if padding_side == "left" else 0
-            input_ids[b, o : o + len(ids)] = torch.tensor(ids)
-            attention[b, o : o + len(ids)] = 1
-            last.append(o + len(ids) - 1)
-        position_ids = (attention.cumsum(-1) - 1).clamp(min=0)
-        logits = model(
-            input_ids=input_ids.to(device),
-            attention_mask=attention.to(device),
-            position_ids=position_ids.to(device),
-        ).logits
+        logits, offsets = _plain_forward(model, [ids for _, _, ids in chunk], padding_side, device)
+        last = [o + len(ids) - 1 for o, (_, _, ids) in zip(offsets, chunk)]
         picked = logits[torch.arange(len(chunk), device=device), torch.tensor(last, device=device)].float().cpu()
         del logits
         for b, (i, u, _) in enumerate(chunk):

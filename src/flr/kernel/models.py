@@ -21,13 +21,15 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from flr.errors import FLRError
 from flr.hashing import content_fingerprint
 from flr.paths import cache_dir
 from flr.records import looks_local
+
+if TYPE_CHECKING:
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +66,8 @@ class ModelConfig:
 
 
 def resolve_device(device: str = "auto") -> torch.device:
+    import torch
+
     if device != "auto":
         return torch.device(device)
     if torch.cuda.is_available():  # one GPU per process under torchrun / accelerate launch
@@ -75,6 +79,8 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 
 def resolve_dtype(dtype: str | torch.dtype = "auto", device: torch.device | None = None) -> torch.dtype:
+    import torch
+
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype == "auto":
@@ -113,6 +119,7 @@ def export_gguf(gguf_path: str | Path, out_dir: str | Path) -> Path:
     The GGUF-loaded model carries a quantizer marker that blocks ``save_pretrained`` and PEFT training, so the
     weights are moved into a model rebuilt from the config without ``quantization_config``.
     """
+    import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     gguf_path, out_dir = Path(gguf_path), Path(out_dir)

@@ -20,6 +20,8 @@ from flr.records.files import (
 )
 from flr.records.messages import (
     ROLES,
+    assistant_text,
+    conversation_text,
     get_prompt,
     get_text,
     message_problem,
@@ -44,6 +46,8 @@ __all__ = [
     "ResumableWriter",
     "get_prompt",
     "get_text",
+    "assistant_text",
+    "conversation_text",
     "looks_local",
     "message_problem",
     "parse_field_map",

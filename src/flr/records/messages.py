@@ -11,6 +11,20 @@ from flr.records.files import Record
 ROLES = ("system", "user", "assistant")
 
 
+def conversation_text(prompt: str | list[dict]) -> str:
+    """A prompt as plain text: a string as it is, a message list as ``role: content`` lines."""
+    if isinstance(prompt, str):
+        return prompt
+    return "\n".join(f"{m['role']}: {m['content']}" for m in prompt)
+
+
+def assistant_text(completion: str | list[dict]) -> str:
+    """A TRL completion as text: a string as it is, or its assistant messages' contents joined."""
+    if isinstance(completion, str):
+        return completion
+    return "".join(m["content"] for m in completion if m.get("role") == "assistant")
+
+
 def message_problem(message: Any) -> tuple[str, str] | None:
     """What is wrong with one chat message, and the sub-field it concerns; None if it is well formed. The one
     check every path uses (files, the library API, the reward service)."""

@@ -90,6 +90,9 @@ def variant_text(summary: dict[str, Any]) -> str:
     configs = summary.get("provenance", {}).get("config", {})
     scorer = configs.get("ScorerConfig", {})
     parts = [f"follow-ups `{scorer.get('followups') or 'default'}`"]
+    if scorer.get("statistic", "mean") != "mean":
+        rule = "the authors' code's rule: mean raw logits" if scorer["statistic"] == "authors" else "summed log-probs"
+        parts.append(f"statistic `{scorer['statistic']}` ({rule})")
     if scorer.get("contrast", "none") != "none":
         source = f" from `{scorer['contrast_file']}`" if scorer.get("contrast_file") else ""
         parts.append(f"contrast `{scorer['contrast']}`{source} (reward minus reward of the edited response)")

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import random
+
+from flr.errors import FLRError
+
 
 def seeded_sample(items: list, limit: int | None, seed: int) -> list:
-    """``limit`` items drawn with numpy's generator seeded by ``seed``, in their original order (all for None): the
-    records ``flr eval`` and ``flr audit`` take of a user file, the same for the same seed."""
-    import numpy as np
-
+    """``limit`` items drawn with Python's ``random.Random(seed)``, in their original order (all for None): the
+    records ``flr eval``, ``flr audit`` and ``flr followups`` take of a user file or a registered benchmark (for a
+    system benchmark, its prompt ids), the same for the same seed. A larger ``limit`` mostly keeps the smaller
+    one's draw, so raising it reuses cached scores."""
+    if limit is not None and limit < 0:
+        raise FLRError(f"limit must be >= 0, got {limit}")
     if limit is None or limit >= len(items):
         return items
-    keep = sorted(np.random.default_rng(seed).choice(len(items), limit, replace=False))
+    keep = sorted(random.Random(seed).sample(range(len(items)), limit))
     return [items[i] for i in keep]

@@ -1,5 +1,7 @@
-"""Reports from data: report.md (markdown), report.html (html, Jinja templates in flr/resources/templates) and the
-pair browser's records (browser). Each renders rows a job has computed; none scores anything.
+"""Reports from data, through one renderer: a job's results become a Document of tables as rows (document), which
+one template set (flr/resources/templates) writes as report.md and as report.html (html), so the two cannot
+disagree. eval's report (markdown), audit's (audit), compare's (compare), their plots (plots) and the pair
+browser's rows (browser). None scores anything.
 
-Imports: flr.errors, flr.eval, flr.records, flr.scorers
+Imports: flr.errors, flr.eval, flr.hashing, flr.patterns, flr.records, flr.scorers
 """

@@ -2,7 +2,7 @@
 process over any flr scorer (:class:`FLRRewardFunction`) or against a remote ``flr serve``
 (:class:`RemoteRewardFunction`). What ``flr train grpo`` and ``flr serve`` both use; no torch at import time.
 
-Imports: flr.kernel, flr.scorers
+Imports: flr.kernel, flr.records, flr.scorers
 """
 
 from flr.rl.reward import (

@@ -7,14 +7,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from flr.kernel.chat import QUERY_TEMPLATES, split_query  # noqa: F401 - part of flr.rl's API
+from flr.records import assistant_text
 from flr.scorers.base import BaseScorer
 
 
 def _as_response(completion) -> str:
     """TRL passes completions as strings (standard) or as lists of messages (conversational)."""
-    if isinstance(completion, str):
-        return completion
-    return "".join(m["content"] for m in completion if m.get("role") == "assistant")
+    return assistant_text(completion)
 
 
 class FLRRewardFunction:

@@ -8,9 +8,6 @@ Imports: flr.arguments, flr.errors, flr.followups, flr.hashing, flr.kernel, flr.
 from __future__ import annotations
 
 from flr.scorers.base import BaseScorer, Scorer, ScorerConfig, ScoreResult
-from flr.scorers.baselines import ClassifierReward, LengthBaseline, RandomBaseline
-from flr.scorers.direct import DirectLikelihood
-from flr.scorers.flr import FollowUpReward
 
 __all__ = [
     "BaseScorer",
@@ -25,6 +22,29 @@ __all__ = [
     "build_scorer",
     "build_scorers",
 ]
+
+
+def __getattr__(name: str):
+    """The scorers that need torch load on first use, so that ``ScorerConfig`` (the flags of ``flr score --help``)
+    imports without it."""
+    if name in ("ClassifierReward", "LengthBaseline", "RandomBaseline"):
+        from flr.scorers.baselines import ClassifierReward, LengthBaseline, RandomBaseline
+
+        return {
+            "ClassifierReward": ClassifierReward,
+            "LengthBaseline": LengthBaseline,
+            "RandomBaseline": RandomBaseline,
+        }[name]
+    if name == "DirectLikelihood":
+        from flr.scorers.direct import DirectLikelihood
+
+        return DirectLikelihood
+    if name == "FollowUpReward":
+        from flr.scorers.flr import FollowUpReward
+
+        return FollowUpReward
+    raise AttributeError(f"module 'flr.scorers' has no attribute {name!r}")
+
 
 SCORERS = ("flr", "direct", "length", "random", "rm:<model>", "implicit:<policy>[@<reference>]")
 
@@ -71,6 +91,9 @@ def build_scorer(
     from flr.errors import FLRError
     from flr.kernel.models import ModelConfig, load_model
     from flr.kernel.models import model_name as short_name
+    from flr.scorers.baselines import ClassifierReward, LengthBaseline, RandomBaseline
+    from flr.scorers.direct import DirectLikelihood
+    from flr.scorers.flr import FollowUpReward
 
     if not is_scorer_name(name):
         raise FLRError(f"unknown scorer '{name}': use one of {', '.join(SCORERS)}")

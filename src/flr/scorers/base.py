@@ -234,6 +234,12 @@ class ScorerConfig:
             contrast_edit(self.contrast, self.contrast_file)  # one line now, before any model loads
 
 
+def scorer_identity(scorer: Scorer) -> dict[str, Any]:
+    """What a scorer is, as outputs record it: its :meth:`~Scorer.describe` and its ``fingerprint`` (the key of its
+    cached scores and of the outputs it may resume)."""
+    return {**scorer.describe(), "fingerprint": scorer.fingerprint()}
+
+
 def kernel_kwargs(config) -> dict:
     if config.method == "packed":
         return {

@@ -6,7 +6,6 @@ and a run that adds a scorer or a benchmark recomputes nothing already known.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -19,6 +18,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from flr.errors import FLRError
+from flr.hashing import content_fingerprint
 from flr.paths import cache_dir
 from flr.scorers.base import ScoreResult
 
@@ -26,8 +26,17 @@ logger = logging.getLogger(__name__)
 
 
 def text_key(prompt, response: str) -> str:
-    blob = json.dumps([prompt, response], ensure_ascii=False, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()
+    """The cache key of one (prompt, response): the full sha256 of the pair as JSON."""
+    return content_fingerprint([prompt, response], ensure_ascii=False, length=None)
+
+
+def unique_requests(pairs: Iterable[tuple]) -> list[tuple[str, tuple]]:
+    """The scoring requests of (prompt, response) ``pairs``: ``(text key, (prompt, response))`` once per distinct
+    pair, in first-seen order (what :func:`score_with_cache` takes)."""
+    unique: dict[str, tuple] = {}
+    for prompt, response in pairs:
+        unique.setdefault(text_key(prompt, response), (prompt, response))
+    return list(unique.items())
 
 
 class ScoreCache:
@@ -128,10 +137,9 @@ def score_with_cache(scorer, requests: list[tuple], cache: ScoreCache, desc: str
 def cached_scores(scorer, records: list[dict], cache_path: str | os.PathLike | None, desc: str) -> list[ScoreResult]:
     """``scorer``'s results for ``records`` (in order) through the score cache: known ones are reused, new ones
     saved as each chunk finishes, so a killed job resumes and a re-run recomputes nothing."""
-    requests = [(text_key(r["prompt"], r["response"]), (r["prompt"], r["response"])) for r in records]
     with open_cache(cache_path, [scorer]) as cache:
-        known = score_with_cache(scorer, list(dict(requests).items()), cache, desc)
-    return [known[key] for key, _ in requests]
+        known = score_with_cache(scorer, unique_requests((r["prompt"], r["response"]) for r in records), cache, desc)
+    return [known[text_key(r["prompt"], r["response"])] for r in records]
 
 
 @contextmanager

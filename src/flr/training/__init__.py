@@ -10,8 +10,42 @@ Imports: flr.arguments, flr.errors, flr.followups, flr.kernel, flr.records, flr.
 def train(method: str, data, args, model_args, *more) -> dict:
     """Train ``method`` (dpo, kto, grpo, feedback, flr, rm) from its configs (:mod:`flr.training.args`: data, the
     trainer config, the model; grpo: and its reward, ``more``); returns the summary also written to disk."""
-    import importlib
+    from flr.errors import FLRError
 
-    from flr.training.args import MODULES
+    if method not in TRAINERS:
+        raise FLRError(f"unknown training method '{method}': use {', '.join(TRAINERS)}")
+    return TRAINERS[method]()(method, data, args, model_args, *more)
 
-    return importlib.import_module(f"flr.training.{MODULES[method]}").train(method, data, args, model_args, *more)
+
+# the module that trains each method, imported when that method runs (each imports TRL or torch)
+def _policy():
+    from flr.training.policy import train
+
+    return train
+
+
+def _grpo():
+    from flr.training.grpo import train
+
+    return train
+
+
+def _feedback():
+    from flr.training.feedback import train
+
+    return train
+
+
+def _flr():
+    from flr.training.flr import train
+
+    return train
+
+
+def _rm():
+    from flr.training.rm import train
+
+    return train
+
+
+TRAINERS = {"dpo": _policy, "kto": _policy, "grpo": _grpo, "feedback": _feedback, "flr": _flr, "rm": _rm}

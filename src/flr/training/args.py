@@ -21,9 +21,7 @@ from flr.arguments import parse_mapping, split_list, to_configs
 from flr.errors import FLRError
 from flr.kernel.models import quiet_renames
 
-METHODS = ("dpo", "kto", "grpo", "feedback", "flr", "rm")
-# the module that trains each method (its train function and, for flr, its config class; for grpo, its reward's)
-MODULES = {"dpo": "policy", "kto": "policy", "grpo": "grpo", "feedback": "feedback", "flr": "flr", "rm": "rm"}
+METHODS = ("dpo", "kto", "grpo", "feedback", "flr", "rm")  # each one's trainer: flr.training.TRAINERS
 
 # flr's defaults where TRL's do not suit LoRA on a CPU: TRL's full fine-tuning learning rates (1e-6 DPO/KTO, 2e-5
 # SFT) x10 as its docs advise for LoRA (a zero-initialised low-rank update needs larger steps); no gradient

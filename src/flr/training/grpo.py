@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from flr.errors import FLRError, InputError
+from flr.records import assistant_text
 from flr.scorers.base import ScorerConfig
 from flr.scorers.debias import DEBIAS_MODES, STYLE_MODES
 
@@ -145,9 +146,7 @@ def read_prompts(data) -> list[dict]:
 
 def _response(completion) -> str:
     """TRL passes completions as strings or, for message prompts, as lists of messages."""
-    if isinstance(completion, str):
-        return completion
-    return "".join(m["content"] for m in completion if m.get("role") == "assistant")
+    return assistant_text(completion)
 
 
 class DebiasedReward:

@@ -17,7 +17,6 @@ holds the registry table and the public functions.
 from __future__ import annotations
 
 import os
-import random
 import re
 from collections import defaultdict
 from collections.abc import Callable
@@ -189,20 +188,14 @@ def resolve_data_dir(data_dir: str | Path | None = None) -> Path:
 
 def _sample(records: list[dict], limit: int | None, seed: int) -> list[dict]:
     """A seeded random sample of ``limit`` records (original order kept); system records sampled per prompt id."""
-    if limit is None:
-        return records
-    if limit < 0:
-        raise FLRError(f"limit must be >= 0, got {limit}")
-    rng = random.Random(seed)
-    if records and "model" in records[0]:
-        per_model = defaultdict(set)
-        for r in records:
-            per_model[r["model"]].add(r["id"])
-        shared = sorted(set.intersection(*per_model.values()), key=_natural)
-        keep = set(rng.sample(shared, min(limit, len(shared))))
-        return [r for r in records if r["id"] in keep]
-    picked = sorted(rng.sample(range(len(records)), min(limit, len(records))))
-    return [records[i] for i in picked]
+    if limit is None or not records or "model" not in records[0]:
+        return seeded_sample(records, limit, seed)
+    per_model = defaultdict(set)
+    for r in records:
+        per_model[r["model"]].add(r["id"])
+    shared = sorted(set.intersection(*per_model.values()), key=_natural)
+    keep = set(seeded_sample(shared, limit, seed))
+    return [r for r in records if r["id"] in keep]
 
 
 def _natural(key: str) -> tuple:
@@ -264,10 +257,10 @@ def benchmark_records(
     of them drawn with ``seed``; every record of a user file checked, naming file, line and field."""
     if name in BENCHMARKS:
         return get_benchmark(name).kind, load_benchmark(name, data_dir, limit, seed)
-    if "/" not in name and not Path(name).exists():
+    if not Path(name).exists() and ("/" not in name or Path(name).suffix):  # neither a file nor an HF id
         raise FLRError(
             f"unknown benchmark '{name}': registered ones are {', '.join(BENCHMARKS)}; "
-            "or give a file path or an HF dataset id (org/name)"
+            "or give an existing file or an HF dataset id (org/name)"
         )
     raw = read_records(name, split=split)
     kind = detect_kind([raw[0].data] if raw else [], name)  # fields are checked per record below, with file lines
