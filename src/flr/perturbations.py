@@ -21,7 +21,6 @@ The detectors of the patterns that can be read off a text live in :mod:`flr.patt
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import random
 import re
@@ -31,6 +30,7 @@ from pathlib import Path
 
 from flr.arguments import split_list
 from flr.errors import FLRError
+from flr.hashing import text_digest
 from flr.patterns import is_surface_sentence, sentences
 
 KINDS = ("content-free", "destructive", "custom")
@@ -104,7 +104,7 @@ def paragraphs(text: str) -> list[str]:
 def _rng(text: str) -> random.Random:
     """A generator seeded by the text itself: the same response is always edited the same way (so a re-run finds
     the edited text in the score cache)."""
-    return random.Random(int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big"))
+    return random.Random(int(text_digest(text), 16))  # the first 8 bytes of the sha256, as an integer
 
 
 # -- content-free --------------------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from flr.perturbations import (  # noqa: F401 - older users' perturbation files 
 from flr.records import MOVES_FILE, seeded_sample, write_jsonl
 from flr.records.provenance import write_summary
 from flr.reports.audit import write_audit_report
-from flr.scorers.cache import open_cache, score_with_cache, text_key
+from flr.scorers.cache import open_cache, score_with_cache, text_key, unique_requests
 from flr.scorers.debias import DEBIAS_HELP, STYLE_HELP, check_mode, debias_requests
 
 logger = logging.getLogger(__name__)
@@ -136,15 +136,14 @@ class AuditPlan:
     def requests(self) -> list[tuple]:
         """Unique (text key, (prompt, response)) to score: each original, then its edits (so a batch holds one
         prompt's variants together and the kernel can share their prompt)."""
-        unique: dict[str, tuple] = {}
         by_index: dict[int, list[dict]] = {}
         for e in self.edits:
             by_index.setdefault(e["index"], []).append(e)
-        for i, r in enumerate(self.responses):
-            unique.setdefault(text_key(r["prompt"], r["response"]), (r["prompt"], r["response"]))
-            for e in by_index.get(i, []):
-                unique.setdefault(text_key(r["prompt"], e["response"]), (r["prompt"], e["response"]))
-        return list(unique.items())
+        return unique_requests(
+            (r["prompt"], response)
+            for i, r in enumerate(self.responses)
+            for response in [r["response"], *(e["response"] for e in by_index.get(i, []))]
+        )
 
 
 def load_audit_input(config: AuditConfig) -> tuple[str, int, list[dict], list[tuple[int, int]]]:

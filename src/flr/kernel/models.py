@@ -11,7 +11,6 @@ A spec is one of:
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import logging
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flr.errors import FLRError
-from flr.hashing import content_fingerprint
+from flr.hashing import content_fingerprint, text_digest
 from flr.paths import cache_dir
 from flr.records import looks_local
 
@@ -171,7 +170,7 @@ def resolve_spec(spec: str) -> str:
     if path.suffix == ".gguf":
         if not path.exists():
             raise FLRError(f"GGUF file not found: {spec}")
-        digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:8]
+        digest = text_digest(str(path.resolve()), length=8)
         out = cache_dir() / "models" / f"{path.stem}-{digest}"
         if not (out / "config.json").exists():
             out.parent.mkdir(parents=True, exist_ok=True)
