@@ -7,7 +7,6 @@ import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from scipy import special, stats
 
 
 def _array(values) -> np.ndarray:
@@ -46,6 +45,8 @@ def bootstrap_ci(
     seed: int = 0,
 ) -> tuple[float, float]:
     """Percentile bootstrap CI of ``statistic`` over ``values`` (NaNs dropped); (nan, nan) if fewer than 2 values."""
+    from scipy import stats
+
     x = _array(values)
     x = x[~np.isnan(x)]
     if len(x) < 2:
@@ -71,6 +72,8 @@ def bootstrap_ci(
 
 def share_ci(k: int, n: int, level: float = 0.95) -> list[float] | None:
     """Wilson interval of the share k/n (scipy's ``binomtest(k, n).proportion_ci``); None for n = 0."""
+    from scipy import stats
+
     if n == 0:
         return None
     ci = stats.binomtest(int(k), int(n)).proportion_ci(confidence_level=level, method="wilson")
@@ -103,6 +106,8 @@ def _finite_pairs(a, b) -> tuple[np.ndarray, np.ndarray]:
 
 def rating_correlations(scores, ratings) -> dict:
     """Pearson, Spearman and Kendall correlation over pairs without NaN; NaN if n < 2 or an input is constant."""
+    from scipy import stats
+
     x, y = _finite_pairs(scores, ratings)
     n = len(x)
     out = {"pearson": float("nan"), "spearman": float("nan"), "kendall": float("nan"), "n": n}
@@ -133,6 +138,8 @@ def system_correlations(model_scores: dict[str, float], targets: dict[str, float
 
 def win_rate(preferences, level: float = 0.95) -> dict:
     """Mean preference (1 = candidate wins, 0.5 = tie, 0 = loses), its standard error and a normal CI in [0, 1]."""
+    from scipy import stats
+
     p = _array(preferences)
     p = p[~np.isnan(p)]
     if np.any((p < 0) | (p > 1)):
@@ -169,6 +176,8 @@ def length_controlled_win_rate(preferences, len_candidate, len_baseline) -> floa
     by maximum likelihood, then predicts with the length term zeroed: ``LC = sigmoid(a)``. Rows with a NaN are
     dropped; equal lengths everywhere give the plain win rate. Raises ValueError if input lengths differ.
     """
+    from scipy import special
+
     p, lc, lb = _array(preferences), _array(len_candidate), _array(len_baseline)
     _same_length(p, lc, lb)
     keep = ~(np.isnan(p) | np.isnan(lc) | np.isnan(lb))
@@ -259,6 +268,7 @@ def signal_beyond(
     covariates' coefficients, and the cross-validated accuracy of covariates + reward against covariates alone.
     Pairs with a NaN score or covariate are left out; numbers are None when fewer than ``MIN_PAIRS_FOR_REGRESSION``
     remain or the margin is constant. A covariate that is 0 for every pair is dropped from the fit."""
+    from scipy import stats
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_score
 
@@ -358,6 +368,8 @@ def length_control_report(
 def partial_spearman(x, y, control) -> dict:
     """Spearman correlation of x and y controlling for ``control`` (the partial correlation of the ranks), with
     its two-sided p-value (t with n - 3 degrees of freedom); None where n < 4 or a rank correlation is undefined."""
+    from scipy import stats
+
     a, b, c = _array(x), _array(y), _array(control)
     _same_length(a, b, c)
     keep = np.isfinite(a) & np.isfinite(b) & np.isfinite(c)

@@ -202,7 +202,10 @@ def train(method: str, data, args: FLRConfig, model_args) -> dict:
 
     fset = load_followups(args.followups).select(args.categories)  # bad sets fail before the model loads
     if fset.weighted:
-        raise FLRError("flr train flr tunes the model with an unweighted follow-up set; fit weights afterwards")
+        raise FLRError(
+            f"flr train flr tunes the model with an unweighted follow-up set, and {args.followups!r} is weighted"
+            " (the packaged 'authors' set by its repeats; a fitted set by its fit): tune on an unweighted set"
+        )
     if not model_args.use_peft:
         raise FLRError("flr train flr trains a LoRA adapter (its KL term reads the base with the adapter off)")
     records = read_training_records(data, method)
