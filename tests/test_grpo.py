@@ -46,6 +46,16 @@ def test_grpo_trains_two_steps_with_the_length_reward_and_resumes(tmp_path, tiny
     assert main([*_tiny_args(tiny_model_dir, data, out), "--max-steps", "3"]) == 0
     resumed = json.loads((out / "summary.json").read_text())
     assert resumed["steps"] == 3 and resumed["resumed_from"].endswith("checkpoint-2")
+    # rerunning the finished run trains nothing more (max_steps ends inside the epoch) and keeps the adapter
+    from safetensors.torch import load_file
+
+    before = load_file(str(out / "adapter_model.safetensors"))
+    assert main([*_tiny_args(tiny_model_dir, data, out), "--max-steps", "3"]) == 0
+    again = json.loads((out / "summary.json").read_text())
+    assert again["steps"] == 3 and again["resumed_from"].endswith("checkpoint-3") and again["train_loss"] is None
+    assert not (out / "checkpoint-4").exists()
+    after = load_file(str(out / "adapter_model.safetensors"))
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
 
 
 @pytest.fixture

@@ -196,6 +196,26 @@ def plot_curves(curves: dict[str, list[tuple[int, float]]], path: str | Path, ti
     return True
 
 
+def finished(checkpoint: str, trainer) -> bool:
+    """Whether ``checkpoint`` already holds every one of ``max_steps`` steps of an adapter; if so, its adapter and
+    state are loaded into ``trainer``, so that a rerun of a finished run saves the same adapter instead of training
+    on (transformers' resume takes one more step when ``max_steps`` ends inside an epoch)."""
+    from transformers import TrainerState
+
+    path = Path(checkpoint)
+    state = TrainerState.load_from_json(str(path / "trainer_state.json"))
+    adapter = path / "adapter_model.safetensors"
+    if trainer.args.max_steps <= 0 or state.global_step < trainer.args.max_steps or not adapter.exists():
+        return False
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    set_peft_model_state_dict(trainer.model, load_file(str(adapter)))
+    trainer.state = state
+    logger.info("%s holds all %d steps: nothing to train", checkpoint, trainer.args.max_steps)
+    return True
+
+
 def run_trainer(trainer, method: str, records, data, model_args, extra=None) -> dict:
     """Train (resuming from the latest checkpoint), save the adapter at the output root, write summary.json (with
     the ``data`` and ``model_args`` configs) and training.png; returns the summary. Shared by every method."""
@@ -205,8 +225,11 @@ def run_trainer(trainer, method: str, records, data, model_args, extra=None) -> 
     if checkpoint:
         logger.info("resuming from %s (optimizer and scheduler state included)", checkpoint)
     started = time.perf_counter()
-    with quiet_renames():
-        result = trainer.train(resume_from_checkpoint=checkpoint)
+    if checkpoint and finished(checkpoint, trainer):
+        training_loss = None  # transformers would train one step more when max_steps falls inside an epoch
+    else:
+        with quiet_renames():
+            training_loss = trainer.train(resume_from_checkpoint=checkpoint).training_loss
     seconds = time.perf_counter() - started
     out = Path(trainer.args.output_dir)
     trainer.save_model(str(out))
@@ -223,7 +246,7 @@ def run_trainer(trainer, method: str, records, data, model_args, extra=None) -> 
         "steps": trainer.state.global_step,
         "resumed_from": checkpoint,
         "learning_rate": trainer.args.learning_rate,
-        "train_loss": result.training_loss,
+        "train_loss": training_loss,
         "seconds_per_step": seconds / steps_run if steps_run > 0 else None,
         "final": {k: last[k] for k in PLOTTED if k in last},
         "curves": curves,
