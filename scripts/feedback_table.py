@@ -23,8 +23,12 @@ def main() -> None:
     trained = root / "scorer-ft" / "summary.json"
     if trained.exists():
         summary = json.loads(trained.read_text())
-        metrics = {k: summary.get(k) for k in ("steps", "train_loss", "train_runtime", "max_steps") if k in summary}
-        print(f"feedback SFT: {metrics or {k: summary[k] for k in list(summary)[:6]}}")
+        per_step = summary.get("seconds_per_step")
+        print(
+            f"feedback SFT: {summary['examples']} critiques, {summary['steps']} steps, final loss "
+            f"{summary['final'].get('loss', float('nan')):.3f}"
+            + (f", {per_step:.0f} s per step (last resumed part)" if per_step else "")
+        )
         print()
     print("Audit: content-free edits, % of responses whose reward rises [95% Wilson CI]; destructive edits, % whose")
     print("reward falls")

@@ -8,7 +8,7 @@
 # 512, seed 0; judged with the `selected` follow-ups (12; 5x cheaper than the 60) on 200 of the 221 length-matched
 # test pairs (the implicit judge's sample) and in the audit of 20 PandaLM responses x 13 edits. Resumable: rerun to continue.
 #
-#   bash scripts/feedback_tuning.sh          # 2 CPU cores: about 20 min from nothing
+#   bash scripts/feedback_tuning.sh          # 2 busy CPU cores: about 1 h from nothing (training ~15 min)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/feedback}
