@@ -146,3 +146,11 @@ def test_flr_score_writes_style_debiased_rewards(tmp_path, tiny_model_dir, capsy
     expected, _ = debias([r["length_reward"] for r in got], [len(r["response"]) for r in rows], "none", style="batch",
                          texts=[r["response"] for r in rows])  # fmt: skip
     assert [r["length_reward_debiased"] for r in got] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("mode,style", [("prompt", "none"), ("none", "prompt"), ("lowess", "none"), ("none", "batch")])
+def test_debias_of_no_rewards_is_empty_not_an_error(mode, style):
+    from flr.scorers.debias import debias
+
+    values, info = debias([], [], mode, [], style=style, texts=[])
+    assert values.shape == (0,) and info["n"] == 0

@@ -187,6 +187,8 @@ def debias(
     ``features``: those vectors, already measured).
     ``none`` for both returns the rewards as they are; ``batch`` ignores ``groups``, ``prompt`` needs them."""
     check_mode(mode, style=style)
+    if len(rewards) == 0:  # nothing to fit (e.g. every candidate left out as unfinished)
+        return np.zeros(0), {"mode": mode, **({"style": True} if style != "none" else {}), "n": 0}
     grouped = "prompt" in (mode, style)
     if grouped and groups is None:
         raise FLRError(f"--{'style' if style == 'prompt' else 'length'}-debias prompt needs each response's prompt")
