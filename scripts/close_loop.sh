@@ -15,6 +15,8 @@
 #   GRPO arms TRL's GRPO on the training prompts, reward flr (half a) or robust (half a, twin_all): 8 steps of
 #             2 prompts x 4 generations (the first 16 prompts once), 128 completion tokens, T=0.7, top-p 0.9, lr 1e-4, LoRA, seed 0. TRL's defaults otherwise
 #             (group-scaled advantages, loss dapo, beta 0: no KL term).
+#             Added after the first results, at the same budget: GRPO with length and with random rewards
+#             (GRPO_ARMS="length random"), the controls the GRPO-FLR arm lacked.
 #   judges    (1) implicit reward β·(log π − log π_ref) on 200 of the 221 length-matched human-labelled test
 #             pairs (scripts/make_pools.py --matched-test 60: autoj, pandalm, vicuna80, lfqa; never mined; a seeded
 #             sample, 384 tokens at most; the base's log-probs computed once for all arms);
@@ -25,7 +27,7 @@
 #             (2)-(4) on 32 held-out prompts, greedy, 128 new tokens.
 # Every stage resumes (flr's jobs and TRL checkpoints), and all scores share one cache: rerun to continue.
 #
-#   OMP_NUM_THREADS=1 bash scripts/close_loop.sh    # 2 CPU cores: about 2 h from nothing
+#   OMP_NUM_THREADS=1 bash scripts/close_loop.sh    # 2 CPU cores: about 3 h from nothing (8 arms)
 # (one thread per process: with other jobs beside it, torch's two threads per process were several times slower)
 #   python scripts/close_loop_table.py runs/loop
 set -euo pipefail
@@ -34,7 +36,7 @@ OUT=${OUT:-runs/loop}
 CACHE=$OUT/scores.sqlite
 STAGES=${STAGES:-data generate mine dpo grpo judge}
 DPO_ARMS=${DPO_ARMS:-flr robust length random}
-GRPO_ARMS=${GRPO_ARMS:-flr robust}
+GRPO_ARMS=${GRPO_ARMS:-flr robust length random}
 JUDGE_PROMPTS=32
 MATCHED=runs/lc/test_matched.jsonl
 JUDGE_PAIRS=runs/lc/judge/test_matched.jsonl  # the implicit judge's 200 pairs (ids: their lines in $MATCHED)

@@ -18,9 +18,10 @@ import numpy as np
 
 from flr.eval.metrics import bootstrap_ci, surface_drift
 
-ARMS = ("dpo-flr", "dpo-robust", "dpo-length", "dpo-random", "grpo-flr", "grpo-robust")
+ARMS = ("dpo-flr", "dpo-robust", "dpo-length", "dpo-random", "grpo-flr", "grpo-robust", "grpo-length", "grpo-random")
 CONTRASTS = (("dpo-flr", "dpo-length"), ("dpo-flr", "dpo-random"), ("dpo-robust", "dpo-length"),
-             ("dpo-robust", "dpo-random"), ("dpo-flr", "dpo-robust"), ("grpo-flr", "grpo-robust"))  # fmt: skip
+             ("dpo-robust", "dpo-random"), ("dpo-flr", "dpo-robust"), ("grpo-flr", "grpo-robust"),
+             ("grpo-flr", "grpo-length"), ("grpo-flr", "grpo-random"))  # fmt: skip
 
 
 def _jsonl(path: Path) -> list[dict]:
