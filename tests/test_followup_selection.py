@@ -8,7 +8,8 @@ from flr.cli import main
 from flr.eval import load_benchmark
 from flr.eval.metrics import length_matched
 from flr.followups import load_followups
-from flr.followups.selection import followup_accuracy, select_followups, write_followups
+from flr.followups.selection import followup_accuracy, select_followups
+from flr.followups.sets import write_followups
 from flr.scorers import FollowUpReward, ScorerConfig
 
 

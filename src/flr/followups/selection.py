@@ -12,7 +12,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from flr.errors import FLRError
-from flr.followups.sets import write_followups  # noqa: F401 - the one writer, where selection's callers look
 
 
 def followup_accuracy(

@@ -19,7 +19,8 @@ from flr.eval.benchmarks import benchmark_records
 from flr.eval.metrics import length_matched
 from flr.followups import dump_followups, load_followups, split_followups
 from flr.followups.fitting import fit_weights, length_feature, weighted_set
-from flr.followups.selection import followup_accuracy, robust_candidates, select_followups, write_followups
+from flr.followups.selection import followup_accuracy, robust_candidates, select_followups
+from flr.followups.sets import write_followups
 from flr.kernel.models import ModelConfig, model_name
 from flr.records import MOVES_FILE
 from flr.scorers import ScorerConfig, build_scorer
