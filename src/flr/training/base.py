@@ -196,7 +196,7 @@ def plot_curves(curves: dict[str, list[tuple[int, float]]], path: str | Path, ti
     return True
 
 
-def finished(checkpoint: str, trainer) -> bool:
+def restore_if_finished(checkpoint: str, trainer) -> bool:
     """Whether ``checkpoint`` already holds every one of ``max_steps`` steps of an adapter; if so, its adapter and
     state are loaded into ``trainer``, so that a rerun of a finished run saves the same adapter instead of training
     on (transformers' resume takes one more step when ``max_steps`` ends inside an epoch)."""
@@ -225,7 +225,7 @@ def run_trainer(trainer, method: str, records, data, model_args, extra=None) -> 
     if checkpoint:
         logger.info("resuming from %s (optimizer and scheduler state included)", checkpoint)
     started = time.perf_counter()
-    if checkpoint and finished(checkpoint, trainer):
+    if checkpoint and restore_if_finished(checkpoint, trainer):
         training_loss = None  # transformers would train one step more when max_steps falls inside an epoch
     else:
         with quiet_renames():
